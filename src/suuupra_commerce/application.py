@@ -1,0 +1,158 @@
+"""The service layer's common ground: retries, error translation and catch-up read models.
+
+Every application service (``Inventory``, ``Orders``, ``Carts``) is an
+``eventsourcing`` ``Application``. This module gives them one way to run a command
+(load, decide, save as one atomic write, retry on an optimistic-concurrency
+conflict with bounded, jittered backoff) and one way to keep a read model in step
+with the application's notification log.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import RecordConflictError
+
+from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
+from suuupra_commerce.ports import Clock, SystemClock
+
+__all__ = ["CommerceApplication", "ReadModel", "RetryPolicy"]
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often, and how patiently, a command is retried after losing a concurrency race.
+
+    Delays grow from ``initial_delay`` by ``multiplier`` up to ``max_delay``; each
+    sleep is drawn uniformly from zero to that bound ("full jitter") so that racing
+    writers spread out instead of colliding again.
+    """
+
+    max_attempts: int = 12
+    initial_delay: float = 0.001
+    multiplier: float = 2.0
+    max_delay: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial_delay < 0 or self.multiplier < 1:
+            msg = "RetryPolicy needs max_attempts >= 1, initial_delay >= 0, multiplier >= 1"
+            raise ValueError(msg)
+
+    def delay(self, attempt: int) -> float:
+        """The sleep before retry number ``attempt`` (1-based)."""
+        bound = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
+
+
+class ReadModel(ABC):
+    """A view folded from an application's events, in notification order.
+
+    Subclasses implement :meth:`apply`. The owning application calls
+    :meth:`CommerceApplication.catch_up` before answering a query, so a query
+    always sees every event committed before it started (read-your-writes), and
+    each event is applied exactly once: the model's ``position`` only moves forward.
+    """
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    @abstractmethod
+    def apply(self, event: DomainEventProtocol[UUID]) -> None:
+        """Fold one event into the view."""
+
+
+class CommerceApplication(Application[UUID]):
+    """Base of the library's application services."""
+
+    #: How many notifications a read model reads per round trip when catching up.
+    catch_up_batch: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(env=dict(env) if env is not None else None)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._read_models: list[ReadModel] = []
+        self._catch_up_lock = threading.Lock()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _run(self, decide_and_save: Callable[[], T]) -> T:
+        """Run ``decide_and_save`` (which loads, decides and saves once), retrying conflicts.
+
+        ``decide_and_save`` must be safe to run again from scratch: it reloads what it
+        reads on every attempt. After ``retry.max_attempts`` lost races it raises
+        ``ConcurrencyConflictError``; nothing has been written by the losing attempts.
+        """
+        attempt = 1
+        while True:
+            try:
+                return decide_and_save()
+            except RecordConflictError as conflict:
+                if attempt >= self.retry.max_attempts:
+                    msg = f"gave up after {attempt} attempts lost to concurrent writers"
+                    raise ConcurrencyConflictError(msg) from conflict
+                time.sleep(self.retry.delay(attempt))
+                attempt += 1
+
+    def _load(self, cls: type[A], aggregate_id: UUID, not_found: NotFoundError) -> A:
+        """Load an aggregate of type ``cls``; raise ``not_found`` if there is none."""
+        try:
+            aggregate: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise not_found from None
+        if not isinstance(aggregate, cls):
+            raise not_found
+        return aggregate
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self.repository
+
+    # --- read models ------------------------------------------------------------------------
+
+    def _register_read_model(self, model: ReadModel) -> None:
+        self._read_models.append(model)
+
+    def catch_up(self) -> int:
+        """Bring every read model up to the last committed event; returns how many were applied."""
+        applied = 0
+        with self._catch_up_lock:
+            for model in self._read_models:
+                applied += self._catch_up_one(model)
+        return applied
+
+    def _catch_up_one(self, model: ReadModel) -> int:
+        applied = 0
+        while True:
+            notifications = self.recorder.select_notifications(
+                start=model.position, limit=self.catch_up_batch, inclusive_of_start=False
+            )
+            for notification in notifications:
+                model.apply(self.mapper.to_domain_event(notification))
+                model.position = notification.id
+                applied += 1
+            if len(notifications) < self.catch_up_batch:
+                return applied
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
