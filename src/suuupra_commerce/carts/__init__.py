@@ -1,0 +1,1 @@
+"""Carts: server-priced lines, merge on login, expiry and checkout (aggregate, service)."""
