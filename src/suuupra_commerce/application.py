@@ -13,7 +13,8 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -25,7 +26,7 @@ from eventsourcing.persistence import RecordConflictError
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
 from suuupra_commerce.ports import Clock, SystemClock
 
-__all__ = ["CommerceApplication", "ReadModel", "RetryPolicy"]
+__all__ = ["CommerceApplication", "ReadModel", "RetryPolicy", "StripedLocks"]
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -54,6 +55,32 @@ class RetryPolicy:
         """The sleep before retry number ``attempt`` (1-based)."""
         bound = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
         return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
+
+
+class StripedLocks:
+    """A fixed set of locks that serialises writers of the same aggregate within one process.
+
+    Optimistic concurrency keeps writers from losing updates; these locks keep
+    threads of one process from wasting attempts on each other, so a hot aggregate
+    (one popular SKU) makes progress at the store's pace instead of exhausting its
+    retries. Ids map to a stripe by hash; stripes are taken in ascending order, so
+    commands that lock several aggregates cannot deadlock.
+    """
+
+    def __init__(self, stripes: int = 1024) -> None:
+        self._locks = [threading.RLock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, ids: Iterable[object]) -> Iterator[None]:
+        """Hold the stripes of ``ids`` for the duration of the ``with`` block."""
+        held = [self._locks[i] for i in sorted({hash(i) % len(self._locks) for i in ids})]
+        for lock in held:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
 
 
 class ReadModel(ABC):
@@ -91,20 +118,25 @@ class CommerceApplication(Application[UUID]):
         self.retry = retry if retry is not None else RetryPolicy()
         self._read_models: list[ReadModel] = []
         self._catch_up_lock = threading.Lock()
+        self._writers = StripedLocks()
 
     # --- commands ----------------------------------------------------------------------------
 
-    def _run(self, decide_and_save: Callable[[], T]) -> T:
+    def _run(self, decide_and_save: Callable[[], T], writes: Iterable[UUID] = ()) -> T:
         """Run ``decide_and_save`` (which loads, decides and saves once), retrying conflicts.
 
         ``decide_and_save`` must be safe to run again from scratch: it reloads what it
-        reads on every attempt. After ``retry.max_attempts`` lost races it raises
-        ``ConcurrencyConflictError``; nothing has been written by the losing attempts.
+        reads on every attempt. ``writes`` names the aggregates it changes: threads of
+        this process that change the same aggregate take turns, so only writers in
+        other processes can make it lose a race. After ``retry.max_attempts`` lost races
+        it raises ``ConcurrencyConflictError``; the losing attempts wrote nothing.
         """
+        ids = list(writes)
         attempt = 1
         while True:
             try:
-                return decide_and_save()
+                with self._writers.hold(ids):
+                    return decide_and_save()
             except RecordConflictError as conflict:
                 if attempt >= self.retry.max_attempts:
                     msg = f"gave up after {attempt} attempts lost to concurrent writers"

@@ -20,6 +20,7 @@ from suuupra_commerce.errors import InvalidCommandError
 __all__ = ["Command"]
 
 MAX_COMMAND_BYTES = 64 * 1024
+_LONG = "too_long"
 
 
 class Command(BaseModel):
@@ -71,7 +72,13 @@ class Command(BaseModel):
         if len(json_data) > MAX_COMMAND_BYTES:
             raise InvalidCommandError(
                 cls.__name__,
-                [{"loc": (), "msg": f"payload over 64 KiB ({MAX_COMMAND_BYTES} bytes)", "type": "too_long"}],
+                [
+                    {
+                        "loc": (),
+                        "msg": f"payload over 64 KiB ({MAX_COMMAND_BYTES} bytes)",
+                        "type": _LONG,
+                    }
+                ],
             )
         try:
             return super().model_validate_json(json_data, strict=strict, context=context, **kwargs)
