@@ -1,0 +1,1 @@
+"""Inventory: stock per SKU and location, reservations, thresholds (aggregate, service)."""

@@ -1,0 +1,371 @@
+"""The inventory application service: stock commands, multi-line reservations, queries."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, TypeVar
+from uuid import UUID
+
+from suuupra_commerce.application import CommerceApplication, RetryPolicy
+from suuupra_commerce.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    InventoryItemNotFoundError,
+    UnknownSkuError,
+)
+from suuupra_commerce.inventory.commands import (
+    AddLocation,
+    AdjustStock,
+    ConfirmReservation,
+    CountStock,
+    FulfilReservation,
+    ReceiveStock,
+    RegisterItem,
+    ReleaseReservation,
+    ReserveStock,
+    SetBackorderPolicy,
+    SetThresholds,
+)
+from suuupra_commerce.inventory.domain import (
+    AdjustmentReason,
+    AllocationStrategy,
+    InventoryItem,
+    PriorityOrder,
+    ReservationStatus,
+    inventory_id_for,
+    reservation_id_for,
+)
+from suuupra_commerce.inventory.views import (
+    InventoryItemView,
+    InventoryReadModel,
+    InventorySummary,
+)
+from suuupra_commerce.ports import Clock
+from suuupra_commerce.values import check_identifier, check_quantity, check_sku
+
+__all__ = ["Inventory", "ReservationView", "ReservedLine"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedLine:
+    """One line of a reservation: where its units are held and until when."""
+
+    sku: str
+    inventory_id: UUID
+    reservation_id: UUID
+    quantity: int
+    allocations: Mapping[str, int]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationView:
+    """A reservation as it stands in its inventory item."""
+
+    sku: str
+    inventory_id: UUID
+    reservation_id: UUID
+    order_id: str
+    quantity: int
+    fulfilled: int
+    outstanding: int
+    status: ReservationStatus
+    expires_at: datetime
+
+
+class Inventory(CommerceApplication):
+    """Stock per SKU and location, reservations that never oversell, and stock queries.
+
+    >>> from suuupra_commerce.money import Money
+    >>> inventory = Inventory(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    >>> _ = inventory.register(RegisterItem(sku="MUG-1", product_id="mug", name="Mug",
+    ...     unit_price=Money("9.50", "EUR"), initial_quantity=5))
+    >>> inventory.item("MUG-1").available
+    5
+    """
+
+    name = "Inventory"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        allocation: AllocationStrategy | None = None,
+    ) -> None:
+        super().__init__(env, clock=clock, retry=retry)
+        self.allocation: AllocationStrategy = allocation or PriorityOrder()
+        self._view = InventoryReadModel()
+        self._register_read_model(self._view)
+        # Guards the read model: catching up mutates it, so a query must not read it while
+        # another thread folds events in (a dict changing size under iteration).
+        self._view_lock = threading.RLock()
+
+    def catch_up(self) -> int:
+        """Bring the read model up to the last committed event (see ``CommerceApplication``)."""
+        with self._view_lock:
+            return super().catch_up()
+
+    def _query(self, ask: Callable[[InventoryReadModel], T]) -> T:
+        """Catch the read model up, then answer ``ask`` from it, with no fold in between."""
+        with self._view_lock:
+            super().catch_up()
+            return ask(self._view)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def aggregate(self, sku: str) -> InventoryItem:
+        """The inventory item of ``sku``, rebuilt from its events."""
+        check_sku(sku)
+        return self._load(InventoryItem, inventory_id_for(sku), UnknownSkuError(sku))
+
+    def _change(self, sku: str, decide: Callable[[InventoryItem], Any]) -> Any:
+        def attempt() -> Any:
+            item = self.aggregate(sku)
+            result = decide(item)
+            self.save(item)
+            return result
+
+        return self._run(attempt, writes=[inventory_id_for(sku)])
+
+    def _change_many(
+        self, skus: Iterable[str], decide: Callable[[InventoryItem], Any]
+    ) -> list[Any]:
+        """Apply ``decide`` to several items and save them in one atomic write."""
+        ordered = sorted(set(skus))
+
+        def attempt() -> list[Any]:
+            items = [self.aggregate(sku) for sku in ordered]
+            results = [decide(item) for item in items]
+            self.save(*items)
+            return results
+
+        return self._run(attempt, writes=[inventory_id_for(sku) for sku in ordered])
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def register(self, cmd: RegisterItem) -> UUID:
+        """Register a SKU; ``AlreadyExistsError`` if it is registered. Returns its inventory id."""
+
+        def attempt() -> UUID:
+            if self._exists(inventory_id_for(cmd.sku)):
+                raise AlreadyExistsError(f"SKU {cmd.sku} is registered already")
+            item = InventoryItem.register(
+                sku=cmd.sku,
+                product_id=cmd.product_id,
+                name=cmd.name,
+                unit_price=cmd.unit_price,
+                location=cmd.location,
+                low_stock_threshold=cmd.low_stock_threshold,
+                reorder_point=cmd.reorder_point,
+                reorder_quantity=cmd.reorder_quantity,
+                allow_backorder=cmd.allow_backorder,
+                backorder_limit=cmd.backorder_limit,
+                initial_quantity=cmd.initial_quantity,
+            )
+            self.save(item)
+            return item.id
+
+        result: UUID = self._run(attempt, writes=[inventory_id_for(cmd.sku)])
+        return result
+
+    def add_location(self, cmd: AddLocation) -> None:
+        """Stock a SKU at another location."""
+        self._change(cmd.sku, lambda item: item.add_location(cmd.location, cmd.priority))
+
+    def receive(self, cmd: ReceiveStock) -> None:
+        """Add delivered units to a location."""
+        self._change(cmd.sku, lambda item: item.receive(cmd.location, cmd.quantity, cmd.reference))
+
+    def adjust(self, cmd: AdjustStock) -> None:
+        """Adjust units by hand, with a reason."""
+        self._change(
+            cmd.sku,
+            lambda item: item.adjust(cmd.location, cmd.delta, cmd.reason, cmd.note, cmd.reference),
+        )
+
+    def count(self, cmd: CountStock) -> int:
+        """Record a physical count; returns the discrepancy (counted minus expected)."""
+        discrepancy: int = self._change(
+            cmd.sku, lambda item: item.count(cmd.location, cmd.counted, cmd.note)
+        )
+        return discrepancy
+
+    def set_thresholds(self, cmd: SetThresholds) -> None:
+        """Change an item's low-stock threshold and reorder settings."""
+        self._change(
+            cmd.sku,
+            lambda item: item.set_thresholds(
+                cmd.low_stock_threshold, cmd.reorder_point, cmd.reorder_quantity
+            ),
+        )
+
+    def set_backorder_policy(self, cmd: SetBackorderPolicy) -> None:
+        """Allow or stop backorders for an item."""
+        self._change(
+            cmd.sku,
+            lambda item: item.set_backorder_policy(cmd.allow_backorder, cmd.backorder_limit),
+        )
+
+    def reserve(self, cmd: ReserveStock) -> list[ReservedLine]:
+        """Reserve every line for the order, or none: one atomic write across the items.
+
+        Idempotent by order id: reserving the same lines for the same order again
+        returns the existing reservations. ``InsufficientStockError`` (or any other
+        error) leaves every item untouched.
+        """
+        quantities = {line.sku: line.quantity for line in cmd.lines}
+        expires_at = self.clock.now() + timedelta(minutes=cmd.duration_minutes)
+
+        def decide(item: InventoryItem) -> ReservedLine:
+            rid = reservation_id_for(cmd.order_id, item.sku)
+            held = item.reserve(
+                rid, cmd.order_id, quantities[item.sku], expires_at, self.allocation
+            )
+            return ReservedLine(
+                sku=item.sku,
+                inventory_id=item.id,
+                reservation_id=rid,
+                quantity=held.quantity,
+                allocations=MappingProxyType(dict(held.held)),
+                expires_at=held.expires_at,
+            )
+
+        reserved: list[ReservedLine] = self._change_many(quantities, decide)
+        return reserved
+
+    def confirm(self, cmd: ConfirmReservation) -> None:
+        """Commit a reservation; repeating is a no-op."""
+        self._change(cmd.sku, lambda item: item.confirm(cmd.reservation_id))
+
+    def fulfil(self, cmd: FulfilReservation) -> int:
+        """Ship units of a confirmed reservation; returns units shipped (0 for a repeat)."""
+        shipped: int = self._change(
+            cmd.sku, lambda item: item.fulfil(cmd.reservation_id, cmd.quantity, cmd.shipment)
+        )
+        return shipped
+
+    def release(self, cmd: ReleaseReservation) -> int:
+        """Give back a reservation's units; returns units freed (0 for a repeat)."""
+        freed: int = self._change(
+            cmd.sku, lambda item: item.release(cmd.reservation_id, cmd.reason)
+        )
+        return freed
+
+    # --- order-level operations (one atomic write across an order's items) --------------------
+
+    def confirm_order(self, order_id: str, skus: Iterable[str]) -> None:
+        """Confirm the reservations of an order's lines."""
+        check_identifier(order_id, "order id")
+        self._change_many(skus, lambda item: item.confirm(reservation_id_for(order_id, item.sku)))
+
+    def release_order(self, order_id: str, skus: Iterable[str], reason: str = "released") -> int:
+        """Release what an order's lines still hold; returns units freed."""
+        check_identifier(order_id, "order id")
+        freed = self._change_many(
+            skus, lambda item: item.release(reservation_id_for(order_id, item.sku), reason)
+        )
+        return sum(freed)
+
+    def fulfil_order(self, order_id: str, quantities: Mapping[str, int], shipment: str) -> int:
+        """Ship units of an order's confirmed reservations, by SKU; returns units shipped."""
+        check_identifier(order_id, "order id")
+        for units in quantities.values():
+            check_quantity(units)
+        shipped = self._change_many(
+            quantities,
+            lambda item: item.fulfil(
+                reservation_id_for(order_id, item.sku), quantities[item.sku], shipment
+            ),
+        )
+        return sum(shipped)
+
+    def restock(self, quantities: Mapping[str, int], reference: str, note: str = "") -> None:
+        """Put returned units back on hand (at each item's first location), once per reference."""
+        check_identifier(reference, "reference")
+
+        def decide(item: InventoryItem) -> None:
+            location = min(item.levels(), key=lambda lv: (lv.priority, lv.location)).location
+            item.adjust(
+                location,
+                check_quantity(quantities[item.sku]),
+                AdjustmentReason.RETURN_TO_STOCK,
+                note,
+                reference=f"{reference}/{item.sku}",
+            )
+
+        self._change_many(quantities, decide)
+
+    def expire_reservations(self, now: datetime | None = None) -> int:
+        """Release unconfirmed reservations past their deadline; returns how many expired.
+
+        Safe to run concurrently and repeatedly: expiring is a no-op for a reservation
+        that is no longer unconfirmed and due.
+        """
+        moment = now if now is not None else self.clock.now()
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise InvalidInputError("now must be a timezone-aware datetime")
+        expired = 0
+        for sku, ids in self._query(lambda view: view.due_reservations(moment)).items():
+
+            def decide(item: InventoryItem, ids: list[UUID] = ids) -> int:
+                return sum(1 for rid in ids if item.expire(rid, moment))
+
+            expired += int(self._change(sku, decide))
+        return expired
+
+    # --- queries (from the read model) --------------------------------------------------------
+
+    def item(self, sku: str) -> InventoryItemView:
+        """Levels of one SKU; ``UnknownSkuError`` if it is not registered."""
+        check_sku(sku)
+        view = self._query(lambda model: model.by_sku(sku))
+        if view is None:
+            raise UnknownSkuError(sku)
+        return view
+
+    def item_by_id(self, inventory_id: UUID) -> InventoryItemView:
+        """Levels of one item by its inventory id."""
+        view = self._query(lambda model: model.by_id(inventory_id))
+        if view is None:
+            raise InventoryItemNotFoundError(inventory_id)
+        return view
+
+    def items(self) -> list[InventoryItemView]:
+        """Every item, by SKU."""
+        return self._query(lambda model: model.all())
+
+    def low_stock(self) -> list[InventoryItemView]:
+        """Items at or below their low-stock threshold."""
+        return self._query(lambda model: model.low_stock())
+
+    def reorder_needed(self) -> list[InventoryItemView]:
+        """Items at or below their reorder point."""
+        return self._query(lambda model: model.reorder_needed())
+
+    def summary(self) -> InventorySummary:
+        """Totals over every item."""
+        return self._query(lambda model: model.summary())
+
+    def reservation(self, sku: str, reservation_id: UUID) -> ReservationView:
+        """One reservation as it stands (read from its item)."""
+        item = self.aggregate(sku)
+        r = item.reservation(reservation_id)
+        return ReservationView(
+            sku=item.sku,
+            inventory_id=item.id,
+            reservation_id=reservation_id,
+            order_id=r.order_id,
+            quantity=r.quantity,
+            fulfilled=r.fulfilled,
+            outstanding=r.outstanding,
+            status=r.status,
+            expires_at=r.expires_at,
+        )
