@@ -1,0 +1,1 @@
+"""Orders: lifecycle, payment, shipments, cancellation and returns (aggregate, service)."""
