@@ -148,7 +148,7 @@ class Carts(CommerceApplication):
                 self.save(cart)
             return result
 
-        return self._run(attempt)
+        return self._run(attempt, writes=[cart_id])
 
     def _current_price(self, sku: str, currency: str) -> PriceQuote:
         found = self.pricing.price_book.quote(sku, currency)
@@ -269,7 +269,7 @@ class Carts(CommerceApplication):
             merge_carts(guest, customer, self.clock.now())
             self.save(guest, customer)
 
-        self._run(attempt)
+        self._run(attempt, writes=[cmd.guest_cart_id, cmd.customer_cart_id])
 
     def checkout(self, cmd: CheckoutCart) -> UUID:
         """Turn the cart into an order, exactly once per cart version; returns the order id.
@@ -281,7 +281,7 @@ class Carts(CommerceApplication):
         between placing the order and recording the checkout finishes with the same
         order. A checked-out cart answers with its order id again.
         """
-        return self._run(lambda: self._checkout(cmd))
+        return self._run(lambda: self._checkout(cmd), writes=[cmd.cart_id])
 
     def _checkout(self, cmd: CheckoutCart) -> UUID:
         cart = self._cart(cmd.cart_id)
@@ -338,7 +338,7 @@ class Carts(CommerceApplication):
         self.catch_up()
         expired = 0
         for cart_id in self._list.stale(at, self.ttl):
-            if self._run(functools.partial(self._expire_one, cart_id, at)):
+            if self._run(functools.partial(self._expire_one, cart_id, at), writes=[cart_id]):
                 expired += 1
         return expired
 
