@@ -55,7 +55,8 @@ def test_raises_illegal_transition_when_the_trigger_is_unknown() -> None:
 
 def test_lists_allowed_triggers_in_table_order() -> None:
     assert DOOR.triggers(Door.CLOSED) == ["open", "lock", "knock"]
-    assert DOOR.can(Door.OPEN, "close") and not DOOR.can(Door.OPEN, "lock")
+    assert DOOR.can(Door.OPEN, "close")
+    assert not DOOR.can(Door.OPEN, "lock")
 
 
 def test_refuses_an_ambiguous_table_when_built() -> None:

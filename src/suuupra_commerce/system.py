@@ -1,0 +1,182 @@
+"""The composition root: builds every application service from settings.
+
+This is the one module that reads the environment and names a persistence backend.
+Switching backend is a setting, never an edit::
+
+    COMMERCE_PERSISTENCE=sqlite   (default)  SQLite files under COMMERCE_SQLITE_DIR (./data)
+    COMMERCE_PERSISTENCE=memory              in-process only, gone on exit
+    COMMERCE_PERSISTENCE=postgres            PostgreSQL via eventsourcing's POSTGRES_* settings
+
+Settings come from the ``env`` mapping given, then from ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from suuupra_commerce.application import RetryPolicy
+from suuupra_commerce.carts.service import Carts
+from suuupra_commerce.errors import InvalidInputError
+from suuupra_commerce.inventory.domain import AllocationStrategy
+from suuupra_commerce.inventory.service import Inventory
+from suuupra_commerce.orders.policy import CancellationPolicy
+from suuupra_commerce.orders.service import Orders
+from suuupra_commerce.ports import (
+    Clock,
+    DiscountPolicy,
+    PriceBook,
+    ShippingPolicy,
+    SystemClock,
+    TaxPolicy,
+)
+from suuupra_commerce.pricing import FreeShipping, NoDiscounts, NoTax, Pricing
+
+__all__ = ["Commerce", "Settings"]
+
+_PERSISTENCE_MODULES = {
+    "memory": "eventsourcing.popo",
+    "sqlite": "eventsourcing.sqlite",
+    "postgres": "eventsourcing.postgres",
+}
+
+#: eventsourcing's own PostgreSQL settings, passed through unchanged when present.
+_POSTGRES_KEYS = (
+    "POSTGRES_DBNAME",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_SCHEMA",
+    "POSTGRES_CONNECT_TIMEOUT",
+    "POSTGRES_POOL_SIZE",
+    "POSTGRES_MAX_OVERFLOW",
+    "POSTGRES_LOCK_TIMEOUT",
+    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+)
+
+
+class Settings(BaseModel):
+    """Everything the composition root needs, with defaults for the embedded store.
+
+    >>> Settings.from_env({"COMMERCE_PERSISTENCE": "memory"}).persistence
+    'memory'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    persistence: Literal["memory", "sqlite", "postgres"] = "sqlite"
+    sqlite_dir: Path = Path("data")
+    sqlite_lock_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    postgres: dict[str, str] = Field(default_factory=dict)
+    reservation_minutes: int = Field(default=15, ge=1, le=43_200)
+    cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
+    cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    retry_max_attempts: int = Field(default=12, ge=1, le=100)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Read ``COMMERCE_*`` (and eventsourcing's ``POSTGRES_*``) keys, ``env`` first."""
+        merged: dict[str, str] = dict(os.environ)
+        if env is not None:
+            merged.update(env)
+        values: dict[str, Any] = {}
+        for field in cls.model_fields:
+            key = f"COMMERCE_{field.upper()}"
+            if field != "postgres" and key in merged:
+                values[field] = merged[key]
+        values["postgres"] = {k: merged[k] for k in _POSTGRES_KEYS if k in merged}
+        try:
+            return cls.model_validate(values)
+        except ValueError as error:
+            raise InvalidInputError(f"invalid commerce settings: {error}") from None
+
+    def application_env(self, name: str) -> dict[str, str]:
+        """The eventsourcing environment of one application (``name`` is its table prefix)."""
+        env = {"PERSISTENCE_MODULE": _PERSISTENCE_MODULES[self.persistence]}
+        if self.persistence == "sqlite":
+            self.sqlite_dir.mkdir(parents=True, exist_ok=True)
+            env["SQLITE_DBNAME"] = str(self.sqlite_dir / f"{name.lower()}.sqlite")
+            env["SQLITE_LOCK_TIMEOUT"] = str(self.sqlite_lock_timeout_seconds)
+        elif self.persistence == "postgres":
+            env.update(self.postgres)
+        return env
+
+
+class Commerce:
+    """Inventory, orders and carts, wired together on one backend.
+
+    >>> from suuupra_commerce.adapters.memory import InMemoryPriceBook
+    >>> with Commerce.from_env({"COMMERCE_PERSISTENCE": "memory"},
+    ...                        price_book=InMemoryPriceBook()) as commerce:
+    ...     commerce.inventory.items()
+    []
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        price_book: PriceBook,
+        tax: TaxPolicy | None = None,
+        discounts: DiscountPolicy | None = None,
+        shipping: ShippingPolicy | None = None,
+        clock: Clock | None = None,
+        cancellation_policy: CancellationPolicy | None = None,
+        allocation: AllocationStrategy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.pricing = Pricing(
+            price_book=price_book,
+            tax=tax or NoTax(),
+            discounts=discounts or NoDiscounts(),
+            shipping=shipping or FreeShipping(),
+        )
+        retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
+        self.inventory = Inventory(
+            settings.application_env(Inventory.name),
+            clock=self.clock,
+            retry=retry,
+            allocation=allocation,
+        )
+        self.orders = Orders(
+            settings.application_env(Orders.name),
+            inventory=self.inventory,
+            pricing=self.pricing,
+            clock=self.clock,
+            retry=retry,
+            cancellation_policy=cancellation_policy,
+            reservation_minutes=settings.reservation_minutes,
+        )
+        self.carts = Carts(
+            settings.application_env(Carts.name),
+            orders=self.orders,
+            pricing=self.pricing,
+            clock=self.clock,
+            retry=retry,
+            ttl=timedelta(hours=settings.cart_ttl_hours),
+            abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **ports: Any) -> Commerce:
+        """Build from ``env`` (then ``os.environ``); ``ports`` as for the constructor."""
+        return cls(Settings.from_env(env), **ports)
+
+    def close(self) -> None:
+        """Close every application's connections."""
+        self.carts.close()
+        self.orders.close()
+        self.inventory.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

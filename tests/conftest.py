@@ -1,0 +1,109 @@
+"""Shared fixtures: backends (in-memory, SQLite file, PostgreSQL), a fake clock, a price book."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from suuupra_commerce.adapters.memory import InMemoryPriceBook
+from suuupra_commerce.money import Money
+from suuupra_commerce.system import Commerce, Settings
+from suuupra_commerce.testing import FakeClock
+
+POSTGRES = {
+    "POSTGRES_DBNAME": os.environ.get("TEST_POSTGRES_DBNAME", "test"),
+    "POSTGRES_HOST": os.environ.get("TEST_POSTGRES_HOST", "127.0.0.1"),
+    "POSTGRES_PORT": os.environ.get("TEST_POSTGRES_PORT", "5432"),
+    "POSTGRES_USER": os.environ.get("TEST_POSTGRES_USER", "postgres"),
+    "POSTGRES_PASSWORD": os.environ.get("TEST_POSTGRES_PASSWORD", ""),
+}
+
+
+def _postgres_connect() -> object:
+    import psycopg
+
+    return psycopg.connect(
+        dbname=POSTGRES["POSTGRES_DBNAME"],
+        host=POSTGRES["POSTGRES_HOST"],
+        port=int(POSTGRES["POSTGRES_PORT"]),
+        user=POSTGRES["POSTGRES_USER"],
+        password=POSTGRES["POSTGRES_PASSWORD"] or None,
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    """Fail in CI, skip locally, when PostgreSQL cannot be reached."""
+    try:
+        _postgres_connect().close()  # type: ignore[attr-defined]
+    except Exception as error:  # noqa: BLE001 - any failure to connect means "not available"
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL must be available in CI: {error}")
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
+
+
+@pytest.fixture
+def postgres_schema(postgres_available: None) -> Iterator[dict[str, str]]:
+    """A schema of this test's own, dropped afterwards; yields eventsourcing's settings for it."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    conn = _postgres_connect()
+    conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[attr-defined]
+    try:
+        yield {**POSTGRES, "POSTGRES_SCHEMA": schema}
+    finally:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[attr-defined]
+        conn.close()  # type: ignore[attr-defined]
+
+
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for each backend in turn."""
+    env: dict[str, str] = {"COMMERCE_PERSISTENCE": request.param}
+    if request.param == "sqlite":
+        env["COMMERCE_SQLITE_DIR"] = str(tmp_path / "store")
+    if request.param == "postgres":
+        env.update(request.getfixturevalue("postgres_schema"))
+    return Settings.from_env(env)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings of a store several applications (or processes) can share: SQLite files or PG."""
+    env = {"COMMERCE_PERSISTENCE": request.param}
+    if request.param == "sqlite":
+        env["COMMERCE_SQLITE_DIR"] = str(tmp_path / "store")
+    else:
+        env.update(request.getfixturevalue("postgres_schema"))
+    return env
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def price_book() -> InMemoryPriceBook:
+    book = InMemoryPriceBook()
+    book.set_price("MUG-1", "Mug", Money("9.50", "USD"))
+    book.set_price("TEE-M", "T-shirt, medium", Money("19.99", "USD"))
+    book.set_price("CAP-1", "Cap", Money("12.00", "USD"))
+    return book
+
+
+@pytest.fixture
+def commerce(
+    settings: Settings, price_book: InMemoryPriceBook, clock: FakeClock
+) -> Iterator[Commerce]:
+    """Every service, wired on the backend under test."""
+    with Commerce(settings, price_book=price_book, clock=clock) as built:
+        yield built

@@ -1,0 +1,124 @@
+"""Every command turns any payload into a valid command or a typed error, nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import suuupra_commerce  # noqa: F401 - imports every command module
+from suuupra_commerce.commands import Command
+from suuupra_commerce.errors import InvalidCommandError
+
+
+def _all_commands() -> list[type[Command]]:
+    found: list[type[Command]] = []
+    todo = list(Command.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        found.append(cls)
+    return sorted(set(found), key=lambda c: c.__name__)
+
+
+COMMANDS = _all_commands()
+
+hostile_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "MUG\x00-1",
+            "x" * 257,
+            "é" * 200,
+            "ＭＵＧ-１",  # fullwidth look-alikes  # noqa: RUF001
+            "MUG-1'; DROP TABLE inventory_events; --",
+            "../../etc/passwd",
+            "NaN",
+            "Infinity",
+            "-0",
+            "1e999999",
+            "9" * 5000,
+            "USD",
+            "usd",
+            "0.001",
+        ]
+    ),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([0, -1, 2**63, -(2**63), 10**30, 1_000_001]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    hostile_text,
+    st.uuids().map(str),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def payloads(command: type[Command]) -> st.SearchStrategy[dict[str, Any]]:
+    """Dicts over the command's own field names (and strays), with hostile values."""
+    fields = sorted(command.model_fields)
+    keys = st.one_of(st.sampled_from(fields), st.text(max_size=12)) if fields else st.text()
+    return st.dictionaries(keys, json_values, max_size=len(fields) + 2)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.__name__)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_command_is_valid_or_raises_invalid_command_error_when_fed_any_payload(
+    command: type[Command], data: st.DataObject
+) -> None:
+    payload = data.draw(payloads(command))
+    try:
+        built = command.model_validate(payload)
+    except InvalidCommandError as error:
+        refusal = error
+    else:
+        assert isinstance(built, command)
+        assert built.fingerprint() == command.model_validate(payload).fingerprint()
+        return
+    assert refusal.errors, "a refusal says what was wrong"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.__name__)
+@settings(max_examples=30, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=200), st.text(max_size=200)))
+def test_command_refuses_with_a_typed_error_when_fed_arbitrary_json_text(
+    command: type[Command], raw: bytes | str
+) -> None:
+    try:
+        command.model_validate_json(raw)
+    except InvalidCommandError:
+        return
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.__name__)
+def test_command_refuses_when_the_payload_is_over_64_kib(command: type[Command]) -> None:
+    with pytest.raises(InvalidCommandError, match="64 KiB"):
+        command.model_validate_json(json.dumps({"padding": "x" * 70_000}))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.__name__)
+def test_command_is_frozen_and_closed_when_declared(command: type[Command]) -> None:
+    assert command.model_config.get("frozen") is True
+    assert command.model_config.get("extra") == "forbid"
+    assert command.__doc__, f"{command.__name__} needs a docstring"
+
+
+def test_every_service_command_is_covered_when_collecting_subclasses() -> None:
+    names = {c.__name__ for c in COMMANDS}
+    assert {"PlaceOrder", "ReserveStock", "RegisterItem", "AddItem", "CheckoutCart"} <= names
+    assert len(COMMANDS) >= 40

@@ -1,0 +1,87 @@
+"""The composition root: settings from a mapping (then the environment), backend by setting only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from suuupra_commerce import Commerce, InvalidInputError, Money, RegisterItem, Settings
+from suuupra_commerce.testing import InMemoryPriceBook
+
+
+def test_defaults_to_sqlite_files_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.persistence == "sqlite"
+    assert settings.application_env("Orders")["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+
+
+def test_reads_commerce_keys_and_postgres_keys_when_given_a_mapping(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "COMMERCE_PERSISTENCE": "postgres",
+            "COMMERCE_RESERVATION_MINUTES": "30",
+            "POSTGRES_DBNAME": "shop",
+            "POSTGRES_SCHEMA": "commerce",
+        }
+    )
+    env = settings.application_env("Inventory")
+    assert settings.reservation_minutes == 30
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["POSTGRES_DBNAME"] == "shop"
+    assert env["POSTGRES_SCHEMA"] == "commerce"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"COMMERCE_PERSISTENCE": "mongodb"},
+        {"COMMERCE_RESERVATION_MINUTES": "0"},
+        {"COMMERCE_RESERVATION_MINUTES": "soon"},
+        {"COMMERCE_RETRY_MAX_ATTEMPTS": "-1"},
+    ],
+)
+def test_refuses_with_a_typed_error_when_a_setting_is_invalid(env: dict[str, str]) -> None:
+    with pytest.raises(InvalidInputError, match="invalid commerce settings"):
+        Settings.from_env(env)
+
+
+def test_keeps_state_across_restarts_when_the_backend_is_sqlite(tmp_path: Path) -> None:
+    env = {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(tmp_path)}
+    book = InMemoryPriceBook()
+    with Commerce.from_env(env, price_book=book) as first:
+        first.inventory.register(
+            RegisterItem(
+                sku="MUG-1",
+                product_id="mug",
+                name="Mug",
+                unit_price=Money("9.50", "USD"),
+                initial_quantity=7,
+            )
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "carts.sqlite",
+        "inventory.sqlite",
+        "orders.sqlite",
+    ]
+    with Commerce.from_env(env, price_book=book) as second:
+        assert second.inventory.item("MUG-1").on_hand == 7
+
+
+def test_forgets_everything_when_the_backend_is_memory() -> None:
+    env = {"COMMERCE_PERSISTENCE": "memory"}
+    book = InMemoryPriceBook()
+    with Commerce.from_env(env, price_book=book) as first:
+        first.inventory.register(
+            RegisterItem(sku="MUG-1", product_id="mug", name="Mug", unit_price=Money("1", "USD"))
+        )
+    with Commerce.from_env(env, price_book=book) as second:
+        assert second.inventory.items() == []
+
+
+def test_builds_every_service_on_each_backend_when_asked(commerce: Commerce) -> None:
+    commerce.inventory.register(
+        RegisterItem(sku="MUG-1", product_id="mug", name="Mug", unit_price=Money("1", "USD"))
+    )
+    assert [i.sku for i in commerce.inventory.items()] == ["MUG-1"]
+    assert commerce.orders.listing() == []
