@@ -1,0 +1,282 @@
+"""The end-to-end demo: a readable account of stock, carts, orders, cancellation and returns.
+
+Runs on the embedded default (SQLite files in a fresh temporary folder, or in
+``--data-dir``) and checks every step as it goes; it exits with status 1 if any
+step does not behave as described. Run it with ``python -m suuupra_commerce.demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+from suuupra_commerce.adapters.memory import InMemoryPriceBook
+from suuupra_commerce.carts.commands import AddItem, CheckoutCart, CreateCart
+from suuupra_commerce.errors import CommerceError, InsufficientStockError
+from suuupra_commerce.inventory.commands import AddLocation, ReceiveStock, RegisterItem
+from suuupra_commerce.money import Money
+from suuupra_commerce.orders.commands import (
+    ApproveReturn,
+    AuthorizePayment,
+    CancelOrder,
+    CapturePayment,
+    ConfirmOrder,
+    DeliverOrder,
+    OrderLineRequest,
+    PlaceOrder,
+    ReceiveReturn,
+    RequestReturn,
+    ShipOrder,
+    StartFulfilment,
+)
+from suuupra_commerce.orders.lifecycle import OrderStatus, PaymentStatus
+from suuupra_commerce.pricing import FlatRateShipping, FlatRateTax
+from suuupra_commerce.system import Commerce
+
+__all__ = ["main", "run"]
+
+T = TypeVar("T")
+
+
+class Account:
+    """Prints the story and keeps score of the checks."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.failures: list[str] = []
+
+    def step(self, title: str) -> None:
+        self.out(f"\n== {title}")
+
+    def say(self, text: str) -> None:
+        self.out(f"   {text}")
+
+    def check(self, ok: bool, claim: str) -> None:
+        self.out(f"   [{'ok' if ok else 'FAILED'}] {claim}")
+        if not ok:
+            self.failures.append(claim)
+
+
+def _levels(commerce: Commerce, sku: str) -> str:
+    item = commerce.inventory.item(sku)
+    where = ", ".join(
+        f"{name} {loc.on_hand}/{loc.reserved}" for name, loc in item.locations.items()
+    )
+    return (
+        f"{sku}: on hand {item.on_hand}, reserved {item.reserved}, available {item.available}"
+        f"  (on hand/reserved by location: {where})"
+    )
+
+
+def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
+    """Run the demo against SQLite files in ``data_dir``; returns the number of failed checks."""
+    account = Account(out)
+    prices = InMemoryPriceBook()
+    prices.set_price("MUG-1", "Stoneware mug", Money("9.50", "USD"))
+    prices.set_price("TEE-M", "T-shirt, medium", Money("19.99", "USD"))
+    env = {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(data_dir)}
+    with Commerce.from_env(
+        env,
+        price_book=prices,
+        tax=FlatRateTax(Decimal("0.08")),
+        shipping=FlatRateShipping(Money("4.99", "USD"), free_from=Money("50.00", "USD")),
+    ) as shop:
+        inventory, orders, carts = shop.inventory, shop.orders, shop.carts
+        account.say(f"store: SQLite files in {data_dir}")
+
+        account.step("1. Stock registered at two locations")
+        inventory.register(
+            RegisterItem(
+                sku="MUG-1",
+                product_id="mug",
+                name="Stoneware mug",
+                unit_price=Money("9.50", "USD"),
+                location="east",
+                initial_quantity=3,
+                low_stock_threshold=2,
+            )
+        )
+        inventory.add_location(AddLocation(sku="MUG-1", location="west", priority=1))
+        inventory.receive(ReceiveStock(sku="MUG-1", location="west", quantity=5, reference="po-1"))
+        inventory.register(
+            RegisterItem(
+                sku="TEE-M",
+                product_id="tee",
+                name="T-shirt, medium",
+                unit_price=Money("19.99", "USD"),
+                location="east",
+                initial_quantity=4,
+            )
+        )
+        account.say(_levels(shop, "MUG-1"))
+        account.say(_levels(shop, "TEE-M"))
+        account.check(inventory.item("MUG-1").on_hand == 8, "MUG-1 has 8 units over 2 locations")
+
+        account.step("2. A cart with two lines, checked out into an order")
+        cart_id = carts.create(CreateCart(customer_id="alice", currency="USD"))
+        carts.add_item(AddItem(cart_id=cart_id, sku="MUG-1", quantity=4))
+        carts.add_item(AddItem(cart_id=cart_id, sku="TEE-M", quantity=2))
+        cart = carts.get(cart_id)
+        for line in cart.lines:
+            account.say(f"{line.quantity} x {line.name} at {line.unit_price} = {line.total}")
+        account.say(
+            f"subtotal {cart.subtotal}, tax {cart.tax}, "
+            f"shipping {cart.shipping}, total {cart.total}"
+        )
+        account.check(
+            cart.total == Money("84.22", "USD"),
+            "77.98 + 8% tax rounded per line (3.04 + 3.20), free shipping over 50: 84.22 USD",
+        )
+        order_id = carts.checkout(CheckoutCart(cart_id=cart_id))
+        again = carts.checkout(CheckoutCart(cart_id=cart_id))
+        account.say(f"order {order_id}")
+        account.check(again == order_id, "checking out again returns the same order")
+        order = orders.get(order_id)
+        account.check(order.total == cart.total, "the order snapshots the cart's prices and total")
+
+        account.step("3. Stock reserved, confirmed and fulfilled")
+        account.say(_levels(shop, "MUG-1"))
+        mug = inventory.item("MUG-1")
+        account.check(
+            mug.locations["east"].reserved == 3 and mug.locations["west"].reserved == 1,
+            "4 mugs reserved: 3 from east (first priority), 1 from west",
+        )
+        orders.authorize_payment(AuthorizePayment(order_id=order_id, reference="auth-1001"))
+        orders.confirm(ConfirmOrder(order_id=order_id))
+        orders.capture_payment(CapturePayment(order_id=order_id))
+        orders.start_fulfilment(StartFulfilment(order_id=order_id))
+        orders.ship(ShipOrder(order_id=order_id, shipment_id="parcel-1", carrier="ups"))
+        orders.deliver(DeliverOrder(order_id=order_id))
+        order = orders.get(order_id)
+        account.say(
+            f"order is {order.status}, payment {order.payment_status}, "
+            f"fulfilment {order.fulfilment_status}"
+        )
+        account.say(_levels(shop, "MUG-1"))
+        account.say(_levels(shop, "TEE-M"))
+        account.check(order.status is OrderStatus.DELIVERED, "the order is delivered")
+        account.check(
+            inventory.item("MUG-1").on_hand == 4 and inventory.item("MUG-1").reserved == 0,
+            "shipping took 4 mugs off hand and out of reserved",
+        )
+        account.check(inventory.item("MUG-1").low_stock is False, "4 mugs left: not yet low")
+
+        account.step("4. A second order refused for insufficient stock, with nothing written")
+        before = (inventory.recorder.max_notification_id(), orders.recorder.max_notification_id())
+        tee_before = inventory.item("TEE-M")
+        try:
+            orders.place(
+                PlaceOrder(
+                    idempotency_key="bob-1",
+                    customer_id="bob",
+                    currency="USD",
+                    lines=[
+                        OrderLineRequest(sku="MUG-1", quantity=1),
+                        OrderLineRequest(sku="TEE-M", quantity=3),
+                    ],
+                )
+            )
+            account.check(False, "ordering 3 T-shirts when 2 are left is refused")
+        except InsufficientStockError as refused:
+            account.say(f"refused: {refused}")
+            account.check(refused.sku == "TEE-M", "ordering 3 T-shirts when 2 are left is refused")
+        after = (inventory.recorder.max_notification_id(), orders.recorder.max_notification_id())
+        account.check(before == after, "no event was written to inventory or orders")
+        account.check(
+            inventory.item("TEE-M") == tee_before and inventory.item("MUG-1").reserved == 0,
+            "neither SKU's stock changed (the mug line was not reserved either)",
+        )
+
+        account.step("5. A cancellation that releases stock")
+        carol = orders.place(
+            PlaceOrder(
+                idempotency_key="carol-1",
+                customer_id="carol",
+                currency="USD",
+                lines=[OrderLineRequest(sku="MUG-1", quantity=3)],
+            )
+        )
+        account.say(_levels(shop, "MUG-1"))
+        account.check(
+            inventory.item("MUG-1").low_stock, "3 of 4 mugs reserved: low stock signalled"
+        )
+        cancelled_now = orders.cancel(CancelOrder(order_id=carol, reason="changed mind"))
+        account.say(f"carol's order is {orders.get(carol).status}")
+        account.say(_levels(shop, "MUG-1"))
+        account.check(cancelled_now, "a pending order is cancelled at once")
+        account.check(inventory.item("MUG-1").reserved == 0, "its 3 mugs are released")
+        account.check(not inventory.item("MUG-1").low_stock, "and the low-stock signal clears")
+
+        account.step("6. A partial return that restocks")
+        orders.request_return(
+            RequestReturn(
+                order_id=order_id, return_id="rma-1", lines={"MUG-1": 1}, reason="chipped"
+            )
+        )
+        orders.approve_return(ApproveReturn(order_id=order_id, return_id="rma-1"))
+        value = orders.receive_return(ReceiveReturn(order_id=order_id, return_id="rma-1"))
+        orders.receive_return(ReceiveReturn(order_id=order_id, return_id="rma-1"))
+        order = orders.get(order_id)
+        account.say(f"returned 1 mug worth {value}; order is {order.status}")
+        account.say(f"refund pending {order.refund_pending}, payment {order.payment_status}")
+        account.say(_levels(shop, "MUG-1"))
+        account.check(value == Money("10.26", "USD"), "one mug's share of its line is 10.26 USD")
+        account.check(
+            order.status is OrderStatus.PARTIALLY_RETURNED, "the order is partly returned"
+        )
+        account.check(
+            order.payment_status is PaymentStatus.CAPTURED, "refund is initiated, not paid"
+        )
+        account.check(
+            inventory.item("MUG-1").on_hand == 5, "the mug is back on hand, once (received twice)"
+        )
+
+        account.step("7. Replay equals live state")
+        fresh = Commerce.from_env(env, price_book=prices)
+        try:
+            for sku in ("MUG-1", "TEE-M"):
+                account.check(
+                    fresh.inventory.item(sku) == inventory.item(sku),
+                    f"{sku}: a new process rebuilds the same levels from the stored events",
+                )
+            account.check(
+                fresh.orders.get(order_id) == orders.get(order_id),
+                "alice's order rebuilds to the same state",
+            )
+        finally:
+            fresh.close()
+
+    out("")
+    if account.failures:
+        out(f"demo FAILED: {len(account.failures)} check(s) did not hold")
+    else:
+        out("demo passed: every step behaved as described")
+    return len(account.failures)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder for the SQLite files (default: a new temporary folder)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.data_dir is not None:
+            return 1 if run(args.data_dir) else 0
+        with tempfile.TemporaryDirectory(prefix="suuupra-commerce-demo-") as tmp:
+            return 1 if run(Path(tmp)) else 0
+    except CommerceError as error:
+        print(f"demo FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

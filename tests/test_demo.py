@@ -1,0 +1,25 @@
+"""The README's first command: the demo runs end to end and every check in it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from suuupra_commerce.demo import main, run
+
+
+def test_demo_passes_every_check_when_run_on_sqlite(tmp_path: Path) -> None:
+    lines: list[str] = []
+    failures = run(tmp_path, out=lines.append)
+    assert failures == 0, "\n".join(lines)
+    assert sum("[ok]" in line for line in lines) >= 20
+    assert (tmp_path / "inventory.sqlite").exists()
+
+
+def test_demo_exits_zero_when_every_check_holds(tmp_path: Path) -> None:
+    assert main(["--data-dir", str(tmp_path)]) == 0
+
+
+def test_demo_exits_non_zero_when_run_again_on_the_same_store(tmp_path: Path) -> None:
+    assert main(["--data-dir", str(tmp_path)]) == 0
+    # The SKUs are registered already: the demo reports the refusal and fails.
+    assert main(["--data-dir", str(tmp_path)]) == 1
