@@ -41,7 +41,7 @@ class RetryPolicy:
     writers spread out instead of colliding again.
     """
 
-    max_attempts: int = 12
+    max_attempts: int = 30
     initial_delay: float = 0.001
     multiplier: float = 2.0
     max_delay: float = 0.1

@@ -77,7 +77,7 @@ class Settings(BaseModel):
     reservation_minutes: int = Field(default=15, ge=1, le=43_200)
     cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    retry_max_attempts: int = Field(default=12, ge=1, le=100)
+    retry_max_attempts: int = Field(default=30, ge=1, le=1000)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
