@@ -10,6 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "suuupra_commerce"
 
 DOMAIN_MODULES = [
+    "aggregate.py",
     "money.py",
     "errors.py",
     "values.py",

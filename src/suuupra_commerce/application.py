@@ -145,9 +145,15 @@ class CommerceApplication(Application[UUID]):
                 attempt += 1
 
     def _load(self, cls: type[A], aggregate_id: UUID, not_found: NotFoundError) -> A:
-        """Load an aggregate of type ``cls``; raise ``not_found`` if there is none."""
+        """Load an aggregate of type ``cls``; raise ``not_found`` if there is none.
+
+        Loading takes the aggregate's writer lock (re-entrant, so a command already
+        holding it goes on): with the aggregate cache on, a load fast-forwards the cached
+        object in place, and no other thread may copy it half-way through.
+        """
         try:
-            aggregate: object = self.repository.get(aggregate_id)
+            with self._writers.hold([aggregate_id]):
+                aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise not_found from None
         if not isinstance(aggregate, cls):
@@ -155,7 +161,8 @@ class CommerceApplication(Application[UUID]):
         return aggregate
 
     def _exists(self, aggregate_id: UUID) -> bool:
-        return aggregate_id in self.repository
+        with self._writers.hold([aggregate_id]):
+            return aggregate_id in self.repository
 
     # --- read models ------------------------------------------------------------------------
 

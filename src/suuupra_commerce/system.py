@@ -78,6 +78,7 @@ class Settings(BaseModel):
     cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_max_attempts: int = Field(default=30, ge=1, le=1000)
+    aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -99,6 +100,13 @@ class Settings(BaseModel):
     def application_env(self, name: str) -> dict[str, str]:
         """The eventsourcing environment of one application (``name`` is its table prefix)."""
         env = {"PERSISTENCE_MODULE": _PERSISTENCE_MODULES[self.persistence]}
+        if self.aggregate_cache_size:
+            # Keep recently used aggregates in memory; each command fast-forwards its cached
+            # copy with the events stored since (so other processes' writes are seen) and
+            # decides on a deep copy of it.
+            env["AGGREGATE_CACHE_MAXSIZE"] = str(self.aggregate_cache_size)
+            env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
+            env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "y"
         if self.persistence == "sqlite":
             self.sqlite_dir.mkdir(parents=True, exist_ok=True)
             env["SQLITE_DBNAME"] = str(self.sqlite_dir / f"{name.lower()}.sqlite")

@@ -33,6 +33,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from suuupra_commerce.aggregate import CommerceAggregate
 from suuupra_commerce.errors import (
     BusinessRuleError,
     CartClosedError,
@@ -149,7 +150,7 @@ def _check_line_quantity(quantity: object, *, allow_zero: bool = False) -> int:
     return quantity
 
 
-class Cart(Aggregate):
+class Cart(CommerceAggregate):
     """A shopping cart: lines keyed by SKU, a currency, an owner, and a lifecycle.
 
     >>> from datetime import UTC, datetime

@@ -30,6 +30,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from suuupra_commerce.aggregate import CommerceAggregate
 from suuupra_commerce.errors import (
     IdempotencyKeyReusedError,
     InsufficientStockError,
@@ -131,6 +132,9 @@ class LocationStock:
     def available(self) -> int:
         return self.on_hand - self.reserved
 
+    def __copy_state__(self) -> LocationStock:
+        return LocationStock(self.priority, self.on_hand, self.reserved)
+
 
 @dataclass(slots=True)
 class Reservation:
@@ -148,6 +152,17 @@ class Reservation:
     def outstanding(self) -> int:
         """Units still held (reserved and not yet fulfilled)."""
         return sum(self.held.values())
+
+    def __copy_state__(self) -> Reservation:
+        return Reservation(
+            self.order_id,
+            self.quantity,
+            self.expires_at,
+            self.status,
+            dict(self.held),
+            self.fulfilled,
+            list(self.shipments),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +233,7 @@ def _check_moment(value: object, what: str) -> datetime:
     return value
 
 
-class InventoryItem(Aggregate):
+class InventoryItem(CommerceAggregate):
     """Stock of one SKU, per location, with its reservations and thresholds.
 
     >>> from suuupra_commerce.money import Money

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from suuupra_commerce.aggregate import CommerceAggregate
 from suuupra_commerce.errors import (
     CancellationNotAllowedError,
     CurrencyMismatchError,
@@ -149,7 +150,7 @@ def _status(value: str) -> OrderStatus:
     return OrderStatus(value)
 
 
-class Order(Aggregate):
+class Order(CommerceAggregate):
     """An order, from placement to completion, cancellation or return."""
 
     # --- placement ----------------------------------------------------------------------------
