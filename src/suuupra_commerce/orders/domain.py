@@ -94,6 +94,7 @@ class OrderLine:
         return after - before
 
     def to_event(self) -> dict[str, Any]:
+        """The line as placed, as JSON-plain event data (what ``from_event`` reads)."""
         return {
             "sku": self.sku,
             "name": self.name,
@@ -107,6 +108,7 @@ class OrderLine:
 
     @classmethod
     def from_event(cls, data: Mapping[str, Any]) -> OrderLine:
+        """The inverse of :meth:`to_event`."""
         return cls(
             sku=data["sku"],
             name=data["name"],
@@ -229,16 +231,16 @@ class Order(CommerceAggregate):
             customer_id=customer_id,
             currency=quote.currency,
             lines=[
-                {
-                    "sku": q.sku,
-                    "name": q.name,
-                    "unit_price": q.unit_price.to_dict(),
-                    "quantity": q.quantity,
-                    "subtotal": q.subtotal.to_dict(),
-                    "discount": q.discount.to_dict(),
-                    "tax": q.tax.to_dict(),
-                    "total": q.total.to_dict(),
-                }
+                OrderLine(
+                    sku=q.sku,
+                    name=q.name,
+                    unit_price=q.unit_price,
+                    quantity=q.quantity,
+                    subtotal=q.subtotal,
+                    discount=q.discount,
+                    tax=q.tax,
+                    total=q.total,
+                ).to_event()
                 for q in quote.lines
             ],
             shipping=quote.shipping.to_dict(),
