@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from suuupra_commerce import Money
+from suuupra_commerce import Money, Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,10 +24,15 @@ def _load(name: str) -> object:
 
 
 def test_host_service_example_checks_out_a_merged_cart_when_run(
-    capsys: pytest.CaptureFixture[str],
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    env = {
+        "COMMERCE_PERSISTENCE": settings.persistence,
+        "COMMERCE_SQLITE_DIR": str(settings.sqlite_dir),
+        **settings.postgres,
+    }
     example = _load("host_service")
-    total = example.main({"COMMERCE_PERSISTENCE": "memory"})  # type: ignore[attr-defined]
+    total = example.main(env)  # type: ignore[attr-defined]
     assert total == Money("39.80", "EUR")
     printed = capsys.readouterr().out
     assert "2 x Trail map: 14.90 EUR" in printed
