@@ -45,7 +45,8 @@ def postgres_available() -> None:
     except Exception as error:  # noqa: BLE001 - any failure to connect means "not available"
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL must be available in CI: {error}")
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
+        where = f"{POSTGRES['POSTGRES_HOST']}:{POSTGRES['POSTGRES_PORT']}"
+        pytest.skip(f"PostgreSQL is not reachable on {where} ({error})")
 
 
 @pytest.fixture
