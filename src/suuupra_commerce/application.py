@@ -117,7 +117,7 @@ class CommerceApplication(Application[UUID]):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.retry = retry if retry is not None else RetryPolicy()
         self._read_models: list[ReadModel] = []
-        self._catch_up_lock = threading.Lock()
+        self._catch_up_lock = threading.RLock()
         self._writers = StripedLocks()
 
     # --- commands ----------------------------------------------------------------------------
@@ -176,6 +176,16 @@ class CommerceApplication(Application[UUID]):
             for model in self._read_models:
                 applied += self._catch_up_one(model)
         return applied
+
+    def _query(self, ask: Callable[[], T]) -> T:
+        """Catch the read models up, then answer ``ask`` from them, with no fold in between.
+
+        Folding mutates a read model, so a query reads it under the same lock: it never
+        sees a model half-way through an event (or a dict changing size under iteration).
+        """
+        with self._catch_up_lock:
+            self.catch_up()
+            return ask()
 
     def _catch_up_one(self, model: ReadModel) -> int:
         applied = 0

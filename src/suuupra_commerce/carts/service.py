@@ -335,9 +335,8 @@ class Carts(CommerceApplication):
         load, and a cart expired (or touched) by someone else is skipped.
         """
         at = now if now is not None else self.clock.now()
-        self.catch_up()
         expired = 0
-        for cart_id in self._list.stale(at, self.ttl):
+        for cart_id in self._query(lambda: self._list.stale(at, self.ttl)):
             if self._run(functools.partial(self._expire_one, cart_id, at), writes=[cart_id]):
                 expired += 1
         return expired
@@ -364,18 +363,15 @@ class Carts(CommerceApplication):
     def active_cart(self, customer_id: str) -> CartView | None:
         """The customer's most recently touched active cart, or ``None``."""
         check_identifier(customer_id, "customer id")
-        self.catch_up()
-        cart_id = self._list.active_cart_id(customer_id)
+        cart_id = self._query(lambda: self._list.active_cart_id(customer_id))
         return None if cart_id is None else self.get(cart_id)
 
     def abandoned(self, now: datetime | None = None) -> list[CartView]:
         """Active carts with lines, untouched for ``abandoned_after``; oldest first."""
         at = now if now is not None else self.clock.now()
-        self.catch_up()
-        return [
-            self.get(cart_id)
-            for cart_id in self._list.untouched_since(at - self.abandoned_after, with_lines=True)
-        ]
+        cutoff = at - self.abandoned_after
+        ids = self._query(lambda: self._list.untouched_since(cutoff, with_lines=True))
+        return [self.get(cart_id) for cart_id in ids]
 
 
 def _fingerprint(cart: Cart) -> str:

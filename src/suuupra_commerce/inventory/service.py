@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,20 +103,6 @@ class Inventory(CommerceApplication):
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
         self._view = InventoryReadModel()
         self._register_read_model(self._view)
-        # Guards the read model: catching up mutates it, so a query must not read it while
-        # another thread folds events in (a dict changing size under iteration).
-        self._view_lock = threading.RLock()
-
-    def catch_up(self) -> int:
-        """Bring the read model up to the last committed event (see ``CommerceApplication``)."""
-        with self._view_lock:
-            return super().catch_up()
-
-    def _query(self, ask: Callable[[InventoryReadModel], T]) -> T:
-        """Catch the read model up, then answer ``ask`` from it, with no fold in between."""
-        with self._view_lock:
-            super().catch_up()
-            return ask(self._view)
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -313,7 +298,7 @@ class Inventory(CommerceApplication):
         if not isinstance(moment, datetime) or moment.utcoffset() is None:
             raise InvalidInputError("now must be a timezone-aware datetime")
         expired = 0
-        for sku, ids in self._query(lambda view: view.due_reservations(moment)).items():
+        for sku, ids in self._query(lambda: self._view.due_reservations(moment)).items():
 
             def decide(item: InventoryItem, ids: list[UUID] = ids) -> int:
                 return sum(1 for rid in ids if item.expire(rid, moment))
@@ -326,33 +311,33 @@ class Inventory(CommerceApplication):
     def item(self, sku: str) -> InventoryItemView:
         """Levels of one SKU; ``UnknownSkuError`` if it is not registered."""
         check_sku(sku)
-        view = self._query(lambda model: model.by_sku(sku))
+        view = self._query(lambda: self._view.by_sku(sku))
         if view is None:
             raise UnknownSkuError(sku)
         return view
 
     def item_by_id(self, inventory_id: UUID) -> InventoryItemView:
         """Levels of one item by its inventory id."""
-        view = self._query(lambda model: model.by_id(inventory_id))
+        view = self._query(lambda: self._view.by_id(inventory_id))
         if view is None:
             raise InventoryItemNotFoundError(inventory_id)
         return view
 
     def items(self) -> list[InventoryItemView]:
         """Every item, by SKU."""
-        return self._query(lambda model: model.all())
+        return self._query(lambda: self._view.all())
 
     def low_stock(self) -> list[InventoryItemView]:
         """Items at or below their low-stock threshold."""
-        return self._query(lambda model: model.low_stock())
+        return self._query(lambda: self._view.low_stock())
 
     def reorder_needed(self) -> list[InventoryItemView]:
         """Items at or below their reorder point."""
-        return self._query(lambda model: model.reorder_needed())
+        return self._query(lambda: self._view.reorder_needed())
 
     def summary(self) -> InventorySummary:
         """Totals over every item."""
-        return self._query(lambda model: model.summary())
+        return self._query(lambda: self._view.summary())
 
     def reservation(self, sku: str, reservation_id: UUID) -> ReservationView:
         """One reservation as it stands (read from its item)."""

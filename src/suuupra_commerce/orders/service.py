@@ -358,17 +358,16 @@ class Orders(CommerceApplication):
     def for_customer(self, customer_id: str) -> list[OrderSummary]:
         """A customer's orders, newest first (from the read model)."""
         check_identifier(customer_id, "customer id")
-        self.catch_up()
-        return self._view.for_customer(customer_id)
+        return self._query(lambda: self._view.for_customer(customer_id))
 
     def listing(
         self, status: OrderStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[OrderSummary]:
         """Orders, newest first, optionally of one status (from the read model)."""
-        self.catch_up()
-        return self._view.listing(status, max(1, min(limit, 1000)), max(0, offset))
+        return self._query(
+            lambda: self._view.listing(status, max(1, min(limit, 1000)), max(0, offset))
+        )
 
     def count_by_status(self) -> dict[OrderStatus, int]:
         """How many orders are in each status (from the read model)."""
-        self.catch_up()
-        return self._view.count_by_status()
+        return self._query(self._view.count_by_status)
