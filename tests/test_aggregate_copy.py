@@ -171,3 +171,17 @@ def test_services_sharing_a_store_see_each_others_writes_when_aggregates_are_cac
         two.carts.add_item(AddItem(cart_id=cart, sku="MUG-1", quantity=1))
         one.carts.add_item(AddItem(cart_id=cart, sku="MUG-1", quantity=1))
         assert two.carts.get(cart).item_count == 2
+
+
+def test_ended_reservations_are_shared_not_copied_and_closing_in_a_copy_leaves_the_original() -> (
+    None
+):
+    item = _busy_item()
+    open_id = UUID(next(iter(item.reservations)))
+    item.collect_events()
+    clone = copy.deepcopy(item)
+    assert clone.closed is item.closed
+    clone.release(open_id)
+    assert str(open_id) in clone.closed
+    assert str(open_id) not in item.closed
+    assert str(open_id) in item.reservations

@@ -21,7 +21,7 @@ private ``@event`` method whose body is the replay handler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -53,6 +53,8 @@ __all__ = [
     "RESERVATION_LIFECYCLE",
     "AdjustmentReason",
     "AllocationStrategy",
+    "ClosedReservation",
+    "ClosedReservations",
     "InventoryItem",
     "LocationLevel",
     "LocationStock",
@@ -163,6 +165,65 @@ class Reservation:
             self.fulfilled,
             list(self.shipments),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedReservation:
+    """What an item keeps of a reservation that ended: enough to answer a repeat of it."""
+
+    order_id: str
+    quantity: int
+    expires_at: datetime
+    status: ReservationStatus
+    fulfilled: int
+    shipments: tuple[str, ...]
+
+    def as_reservation(self) -> Reservation:
+        """The ended reservation, in the shape of an open one (holding nothing)."""
+        return Reservation(
+            self.order_id,
+            self.quantity,
+            self.expires_at,
+            self.status,
+            {},
+            self.fulfilled,
+            list(self.shipments),
+        )
+
+
+class ClosedReservations(Mapping[str, ClosedReservation]):
+    """Ended reservations by id: an immutable mapping, replaced (never changed) on each close.
+
+    An item's history of reservations only grows, and every command works on a copy
+    of the item; being immutable, this part of the state is shared by the copies
+    instead of copied, so a command costs the same however long the history is.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, ClosedReservation] | None = None) -> None:
+        self._items: dict[str, ClosedReservation] = dict(items or {})
+
+    def __getitem__(self, key: str) -> ClosedReservation:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"ClosedReservations({len(self._items)} reservations)"
+
+    def with_closed(self, key: str, closed: ClosedReservation) -> ClosedReservations:
+        """A new mapping with one more ended reservation."""
+        items = dict(self._items)
+        items[key] = closed
+        return ClosedReservations(items)
+
+    def __copy_state__(self) -> ClosedReservations:
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +348,7 @@ class InventoryItem(CommerceAggregate):
         self.allow_backorder = allow_backorder
         self.backorder_limit = backorder_limit
         self.reservations: dict[str, Reservation] = {}
+        self.closed = ClosedReservations()
         self.references: set[str] = set()
         self.low_stock = False
         self.reorder_needed = False
@@ -588,7 +650,7 @@ class InventoryItem(CommerceAggregate):
         check_identifier(order_id, "order id")
         check_quantity(quantity)
         _check_moment(expires_at, "expires_at")
-        existing = self.reservations.get(str(reservation_id))
+        existing = self._find(str(reservation_id))
         if existing is not None:
             if existing.order_id != order_id or existing.quantity != quantity:
                 msg = f"reservation {reservation_id} exists for another order or quantity"
@@ -652,12 +714,38 @@ class InventoryItem(CommerceAggregate):
             held=dict(allocations),
         )
 
+    def _find(self, key: str) -> Reservation | None:
+        found = self.reservations.get(key)
+        if found is not None:
+            return found
+        closed = self.closed.get(key)
+        return None if closed is None else closed.as_reservation()
+
     def reservation(self, reservation_id: UUID) -> Reservation:
-        """The reservation with this id; ``ReservationNotFoundError`` if there is none."""
-        try:
-            return self.reservations[str(reservation_id)]
-        except KeyError:
-            raise ReservationNotFoundError(reservation_id) from None
+        """The reservation with this id, open or ended; ``ReservationNotFoundError`` if none.
+
+        Open reservations (reserved, confirmed) are in ``reservations``; ended ones
+        (fulfilled, released, expired) in ``closed``, and come back holding nothing.
+        """
+        found = self._find(str(reservation_id))
+        if found is None:
+            raise ReservationNotFoundError(reservation_id)
+        return found
+
+    def _close(self, key: str) -> None:
+        """Move an ended reservation from the open ones to the closed ones."""
+        ended = self.reservations.pop(key)
+        self.closed = self.closed.with_closed(
+            key,
+            ClosedReservation(
+                ended.order_id,
+                ended.quantity,
+                ended.expires_at,
+                ended.status,
+                ended.fulfilled,
+                tuple(ended.shipments),
+            ),
+        )
 
     class ReservationConfirmed(Aggregate.Event):
         reservation_id: UUID
@@ -737,6 +825,7 @@ class InventoryItem(CommerceAggregate):
         reservation.shipments.append(shipment)
         if not reservation.held:
             reservation.status = ReservationStatus.FULFILLED
+            self._close(str(reservation_id))
 
     class ReservationReleased(Aggregate.Event):
         reservation_id: UUID
@@ -770,6 +859,7 @@ class InventoryItem(CommerceAggregate):
             self.locations[location].reserved -= units
         reservation.held = {}
         reservation.status = to
+        self._close(str(reservation_id))
 
     class ReservationExpired(Aggregate.Event):
         reservation_id: UUID
