@@ -8,11 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.money import Money
 from suuupra_commerce.system import Commerce, Settings
 from suuupra_commerce.testing import FakeClock
+
+# CI explores the same examples on every run, so a red build is reproducible and a green one is
+# not luck; local runs keep drawing new examples (HYPOTHESIS_PROFILE=ci to replay CI's).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+)
 
 POSTGRES = {
     "POSTGRES_DBNAME": os.environ.get("TEST_POSTGRES_DBNAME", "test"),
