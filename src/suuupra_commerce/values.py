@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, Field
 
-from suuupra_commerce.errors import InvalidIdentifierError, InvalidQuantityError
+from suuupra_commerce.errors import (
+    InvalidIdentifierError,
+    InvalidInputError,
+    InvalidQuantityError,
+)
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -26,6 +31,7 @@ __all__ = [
     "Quantity",
     "Sku",
     "check_identifier",
+    "check_moment",
     "check_quantity",
     "check_sku",
     "derived_id",
@@ -85,8 +91,16 @@ def check_sku(value: object) -> str:
     return value
 
 
-def check_quantity(value: object, what: str = "quantity", *, allow_zero: bool = False) -> int:
-    """Return ``value`` if it is a whole number in range, else raise ``InvalidQuantityError``.
+def check_quantity(
+    value: object,
+    what: str = "quantity",
+    *,
+    allow_zero: bool = False,
+    maximum: int = MAX_QUANTITY,
+) -> int:
+    """Return ``value`` if it is a whole number from 1 (or 0) to ``maximum``.
+
+    Raises ``InvalidQuantityError`` otherwise, bools and floats included.
 
     >>> check_quantity(3)
     3
@@ -94,8 +108,20 @@ def check_quantity(value: object, what: str = "quantity", *, allow_zero: bool = 
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidQuantityError(f"{what} must be an integer, not {type(value).__name__}")
     low = 0 if allow_zero else 1
-    if not low <= value <= MAX_QUANTITY:
-        raise InvalidQuantityError(f"{what} must be between {low} and {MAX_QUANTITY}, not {value}")
+    if not low <= value <= maximum:
+        raise InvalidQuantityError(f"{what} must be between {low} and {maximum}, not {value}")
+    return value
+
+
+def check_moment(value: object, what: str = "now") -> datetime:
+    """Return ``value`` if it is a timezone-aware datetime, else raise ``InvalidInputError``.
+
+    >>> from datetime import UTC
+    >>> check_moment(datetime(2030, 1, 1, tzinfo=UTC)).year
+    2030
+    """
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(f"{what} must be a timezone-aware datetime")
     return value
 
 

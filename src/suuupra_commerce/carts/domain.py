@@ -47,7 +47,13 @@ from suuupra_commerce.errors import (
 )
 from suuupra_commerce.money import Currency, Money
 from suuupra_commerce.statemachine import StateTable
-from suuupra_commerce.values import check_identifier, check_sku, derived_id
+from suuupra_commerce.values import (
+    check_identifier,
+    check_moment,
+    check_quantity,
+    check_sku,
+    derived_id,
+)
 
 __all__ = [
     "CART_LIFECYCLE",
@@ -133,23 +139,6 @@ class CartLine:
         )
 
 
-def _check_now(now: object) -> datetime:
-    if not isinstance(now, datetime) or now.tzinfo is None:
-        raise InvalidInputError("now must be a timezone-aware datetime")
-    return now
-
-
-def _check_line_quantity(quantity: object, *, allow_zero: bool = False) -> int:
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise InvalidQuantityError(f"quantity must be an integer, not {type(quantity).__name__}")
-    low = 0 if allow_zero else 1
-    if not low <= quantity <= MAX_LINE_QUANTITY:
-        raise InvalidQuantityError(
-            f"quantity must be between {low} and {MAX_LINE_QUANTITY}, not {quantity}"
-        )
-    return quantity
-
-
 class Cart(CommerceAggregate):
     """A shopping cart: lines keyed by SKU, a currency, an owner, and a lifecycle.
 
@@ -212,7 +201,7 @@ class Cart(CommerceAggregate):
             customer_id=customer_id,
             session_id=session_id,
             currency=code,
-            at=_check_now(now),
+            at=check_moment(now),
         )
 
     # --- reading -----------------------------------------------------------------------------
@@ -242,7 +231,7 @@ class Cart(CommerceAggregate):
 
     def is_stale(self, now: datetime, ttl: timedelta) -> bool:
         """Whether the cart has gone untouched for at least ``ttl`` at ``now``."""
-        return _check_now(now) >= self.touched_at + ttl
+        return check_moment(now) >= self.touched_at + ttl
 
     def ensure_active(self) -> None:
         """Raise ``CartClosedError`` unless the cart is active."""
@@ -282,8 +271,8 @@ class Cart(CommerceAggregate):
             raise CurrencyMismatchError(
                 f"{sku} is priced in {unit_price.currency}, the cart is in {self.currency}"
             )
-        _check_line_quantity(quantity)
-        _check_now(now)
+        check_quantity(quantity, maximum=MAX_LINE_QUANTITY)
+        check_moment(now)
         existing = self.lines.get(sku)
         if existing is not None:
             if existing.quantity + quantity > MAX_LINE_QUANTITY:
@@ -313,8 +302,8 @@ class Cart(CommerceAggregate):
         """Set the quantity of a line (0 removes it); the same quantity records nothing."""
         self.ensure_active()
         line = self._line(sku)
-        _check_line_quantity(quantity, allow_zero=True)
-        _check_now(now)
+        check_quantity(quantity, allow_zero=True, maximum=MAX_LINE_QUANTITY)
+        check_moment(now)
         if quantity == 0:
             self._item_removed(sku, now)
         elif quantity != line.quantity:
@@ -334,7 +323,7 @@ class Cart(CommerceAggregate):
         """Take a line out of the cart; ``CartLineNotFoundError`` if it is not there."""
         self.ensure_active()
         self._line(sku)
-        self._item_removed(sku, _check_now(now))
+        self._item_removed(sku, check_moment(now))
 
     @event(ItemRemoved)
     def _item_removed(self, sku: str, at: datetime) -> None:
@@ -347,7 +336,7 @@ class Cart(CommerceAggregate):
     def clear(self, now: datetime) -> None:
         """Remove every line (the discount code stays); an empty cart records nothing."""
         self.ensure_active()
-        _check_now(now)
+        check_moment(now)
         if self.lines:
             self._cleared(now)
 
@@ -370,7 +359,7 @@ class Cart(CommerceAggregate):
         for the lines whose price moved.
         """
         self.ensure_active()
-        _check_now(now)
+        check_moment(now)
         refreshed: list[CartLine] = []
         changes: dict[str, tuple[Money, Money]] = {}
         for sku, line in self.lines.items():
@@ -412,7 +401,7 @@ class Cart(CommerceAggregate):
         """
         self.ensure_active()
         check_identifier(code, "discount code")
-        _check_now(now)
+        check_moment(now)
         if code != self.discount_code:
             self._discount_code_applied(code, now)
 
@@ -427,7 +416,7 @@ class Cart(CommerceAggregate):
     def remove_discount_code(self, now: datetime) -> None:
         """Drop the discount code; a cart without one records nothing."""
         self.ensure_active()
-        _check_now(now)
+        check_moment(now)
         if self.discount_code is not None:
             self._discount_code_removed(now)
 
@@ -494,7 +483,7 @@ class Cart(CommerceAggregate):
     def delete(self, now: datetime) -> None:
         """Delete the cart (an active or expired one)."""
         CART_LIFECYCLE.next_state(self.status, "delete")
-        self._deleted(_check_now(now))
+        self._deleted(check_moment(now))
 
     @event(Deleted)
     def _deleted(self, at: datetime) -> None:
@@ -520,7 +509,7 @@ class Cart(CommerceAggregate):
         self.ensure_can_check_out()
         if not isinstance(order_id, UUID):
             raise InvalidIdentifierError("order id must be a UUID")
-        self._checked_out(order_id, _check_now(now))
+        self._checked_out(order_id, check_moment(now))
 
     @event(CheckedOut)
     def _checked_out(self, order_id: UUID, at: datetime) -> None:
@@ -551,7 +540,7 @@ def merge_carts(guest: Cart, customer: Cart, now: datetime) -> None:
         raise CurrencyMismatchError(
             f"cannot merge a {guest.currency} cart into a {customer.currency} cart"
         )
-    _check_now(now)
+    check_moment(now)
     merged: list[CartLine] = []
     new_skus = 0
     for sku, line in guest.lines.items():

@@ -44,6 +44,7 @@ from suuupra_commerce.statemachine import StateTable
 from suuupra_commerce.values import (
     MAX_QUANTITY,
     check_identifier,
+    check_moment,
     check_quantity,
     check_sku,
     derived_id,
@@ -284,14 +285,14 @@ def _check_priority(priority: object) -> int:
     return priority
 
 
+def _check_note(note: object) -> str:
+    if not isinstance(note, str) or len(note) > 500 or (note and not note.isprintable()):
+        raise InvalidInputError("note must be printable text of 500 characters at most")
+    return note
+
+
 def _check_level(value: object, what: str) -> int:
     return check_quantity(value, what, allow_zero=True)
-
-
-def _check_moment(value: object, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(f"{what} must be a timezone-aware datetime")
-    return value
 
 
 class InventoryItem(CommerceAggregate):
@@ -414,6 +415,11 @@ class InventoryItem(CommerceAggregate):
     def floor(self) -> int:
         """The lowest ``available`` may go: zero, or minus the backorder limit."""
         return -self.backorder_limit if self.allow_backorder else 0
+
+    @property
+    def primary_location(self) -> str:
+        """The first location in priority order (then by name): backorders and returns go here."""
+        return min(self.locations.items(), key=lambda kv: (kv[1].priority, kv[0]))[0]
 
     def levels(self) -> list[LocationLevel]:
         """Stock per location, as allocation strategies see it."""
@@ -562,8 +568,7 @@ class InventoryItem(CommerceAggregate):
             reason = AdjustmentReason(reason)
         except ValueError:
             raise InvalidInputError(f"unknown adjustment reason {reason!r}") from None
-        if not isinstance(note, str) or len(note) > 500 or (note and not note.isprintable()):
-            raise InvalidInputError("note must be printable text of 500 characters at most")
+        _check_note(note)
         stock = self._location(location)
         if self._seen(reference):
             return
@@ -607,8 +612,7 @@ class InventoryItem(CommerceAggregate):
         reservations, then count again.
         """
         _check_level(counted, "counted quantity")
-        if not isinstance(note, str) or len(note) > 500 or (note and not note.isprintable()):
-            raise InvalidInputError("note must be printable text of 500 characters at most")
+        _check_note(note)
         stock = self._location(location)
         discrepancy = counted - stock.on_hand
         if discrepancy < 0:
@@ -649,7 +653,7 @@ class InventoryItem(CommerceAggregate):
             raise InvalidIdentifierError("reservation id must be a UUID")
         check_identifier(order_id, "order id")
         check_quantity(quantity)
-        _check_moment(expires_at, "expires_at")
+        check_moment(expires_at, "expires_at")
         existing = self._find(str(reservation_id))
         if existing is not None:
             if existing.order_id != order_id or existing.quantity != quantity:
@@ -691,7 +695,7 @@ class InventoryItem(CommerceAggregate):
             raise InvalidInputError(msg)
         if shortfall:
             # The backordered units are promised from the first location in priority order.
-            first = min(levels, key=lambda lv: (lv.priority, lv.location)).location
+            first = self.primary_location
             allocations[first] = allocations.get(first, 0) + shortfall
         return dict(sorted(allocations.items()))
 
@@ -867,7 +871,7 @@ class InventoryItem(CommerceAggregate):
 
     def expired_reservations(self, now: datetime) -> list[UUID]:
         """Ids of unconfirmed reservations whose deadline is at or before ``now``."""
-        _check_moment(now, "now")
+        check_moment(now, "now")
         return [
             UUID(rid)
             for rid, r in self.reservations.items()
@@ -880,7 +884,7 @@ class InventoryItem(CommerceAggregate):
         Safe to repeat: an expired, released, confirmed or not-yet-due reservation is
         left as it is. Returns the units freed.
         """
-        _check_moment(now, "now")
+        check_moment(now, "now")
         reservation = self.reservation(reservation_id)
         if reservation.status is not ReservationStatus.RESERVED or reservation.expires_at > now:
             return 0

@@ -277,9 +277,8 @@ class Inventory(CommerceApplication):
         check_identifier(reference, "reference")
 
         def decide(item: InventoryItem) -> None:
-            location = min(item.levels(), key=lambda lv: (lv.priority, lv.location)).location
             item.adjust(
-                location,
+                item.primary_location,
                 check_quantity(quantities[item.sku]),
                 AdjustmentReason.RETURN_TO_STOCK,
                 note,
