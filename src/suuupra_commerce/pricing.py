@@ -36,6 +36,7 @@ from suuupra_commerce.ports import (
     DiscountPolicy,
     PriceBook,
     PricedLine,
+    PriceQuote,
     ShippingPolicy,
     TaxAssessment,
     TaxPolicy,
@@ -328,13 +329,22 @@ class Pricing:
             discount_code=discount_code,
         )
 
-    def _priced_line(self, sku: str, quantity: int, currency: str) -> PricedLine:
+    def price_of(self, sku: str, currency: str) -> PriceQuote:
+        """The price book's current price of ``sku`` in ``currency``, checked.
+
+        ``UnknownSkuError`` if it is not sold, ``CurrencyMismatchError`` if the price book
+        answers in another currency, ``InvalidAmountError`` for a negative price.
+        """
         found = self.price_book.quote(sku, currency)
         if found is None:
             raise UnknownSkuError(sku)
         _same_currency(found.unit_price, currency, f"the price of {sku}")
         if found.unit_price.is_negative():
             raise InvalidAmountError(f"the price book holds a negative price for {sku}")
+        return found
+
+    def _priced_line(self, sku: str, quantity: int, currency: str) -> PricedLine:
+        found = self.price_of(sku, currency)
         return PricedLine(sku, found.name, found.unit_price, quantity)
 
 

@@ -43,11 +43,9 @@ from suuupra_commerce.carts.views import CartListModel, CartView
 from suuupra_commerce.errors import (
     CartNotFoundError,
     ConcurrencyConflictError,
-    CurrencyMismatchError,
     InvalidInputError,
     PriceChangedError,
     UnknownDiscountCodeError,
-    UnknownSkuError,
 )
 from suuupra_commerce.money import Money
 from suuupra_commerce.ports import Clock, PricedLine, PriceQuote
@@ -150,16 +148,6 @@ class Carts(CommerceApplication):
 
         return self._run(attempt, writes=[cart_id])
 
-    def _current_price(self, sku: str, currency: str) -> PriceQuote:
-        found = self.pricing.price_book.quote(sku, currency)
-        if found is None:
-            raise UnknownSkuError(sku)
-        if found.unit_price.currency != currency:
-            raise CurrencyMismatchError(
-                f"the price book priced {sku} in {found.unit_price.currency}, not {currency}"
-            )
-        return found
-
     def totals(self, cart: Cart) -> Quote:
         """The cart's totals at its snapshotted prices, through the host's pricing policies.
 
@@ -206,7 +194,7 @@ class Carts(CommerceApplication):
         """Add units of a SKU at the price book's current price (same SKU merges)."""
 
         def decide(cart: Cart, now: datetime) -> None:
-            price = self._current_price(cmd.sku, cart.currency)
+            price = self.pricing.price_of(cmd.sku, cart.currency)
             cart.add_item(cmd.sku, price.name, price.unit_price, cmd.quantity, now)
 
         self._change(cmd.cart_id, decide)
@@ -254,7 +242,7 @@ class Carts(CommerceApplication):
         def decide(cart: Cart, now: datetime) -> dict[str, tuple[Money, Money]]:
             current: dict[str, tuple[str, Money]] = {}
             for sku in cart.lines:
-                price = self._current_price(sku, cart.currency)
+                price = self.pricing.price_of(sku, cart.currency)
                 current[sku] = (price.name, price.unit_price)
             return cart.refresh_prices(current, now)
 
