@@ -24,8 +24,8 @@ demo: $(VENV)/.installed  ## run the end-to-end demo on the embedded default (SQ
 test: lint typecheck contracts pytest  ## everything CI runs
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
