@@ -71,6 +71,41 @@ def postgres_schema(postgres_available: None) -> Iterator[dict[str, str]]:
         conn.close()  # type: ignore[attr-defined]
 
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    """Fail in CI, skip locally, when Redis cannot be reached; yields its URL."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+        client.ping()
+        client.close()
+    except Exception as error:  # noqa: BLE001 - any failure to connect means "not available"
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis must be available in CI: {error}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({error})")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_namespace(redis_available: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    import redis
+
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_available)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
