@@ -22,7 +22,8 @@ this tree once, at the application boundary, so a host needs to catch only these
     │   ├── PriceChangedError                      cart prices moved since they were quoted
     │   ├── CartClosedError                        checked out, merged, expired or deleted
     │   ├── EmptyCartError                         checkout of a cart with no lines
-    │   └── RefundExceedsPaymentError              refunding more than was captured
+    │   ├── RefundExceedsPaymentError              refunding more than was captured
+    │   └── PaymentDeclinedError                   the payment gateway refused (.reason)
     ├── NotFoundError                              (.kind, .id)
     │   ├── UnknownSkuError
     │   ├── InventoryItemNotFoundError
@@ -30,11 +31,17 @@ this tree once, at the application boundary, so a host needs to catch only these
     │   ├── OrderNotFoundError
     │   ├── CartNotFoundError
     │   ├── CartLineNotFoundError                  the cart holds no line for this SKU
-    │   └── UnknownDiscountCodeError
-    └── ConflictError
-        ├── ConcurrencyConflictError               lost every optimistic-concurrency retry
-        ├── AlreadyExistsError                     creating what exists (a registered SKU)
-        └── IdempotencyKeyReusedError              same key, different payload
+    │   ├── UnknownDiscountCodeError
+    │   ├── SagaNotFoundError
+    │   └── UnknownSagaDefinitionError             no definition of this name and version
+    ├── ConflictError
+    │   ├── ConcurrencyConflictError               lost every optimistic-concurrency retry
+    │   ├── AlreadyExistsError                     creating what exists (a registered SKU)
+    │   ├── IdempotencyKeyReusedError              same key, different payload
+    │   └── OrderLockedError                       a saga holds the order (.saga_id, .step)
+    └── SagaError                                  about sagas, their participants and set-up
+        ├── SagaConfigurationError                 a definition or the participants are unsound
+        └── ReplyPendingError                      a participant took a command, answers later
 
 A command that raises any of these has written nothing.
 """
@@ -68,13 +75,20 @@ __all__ = [
     "InventoryItemNotFoundError",
     "MoneyError",
     "NotFoundError",
+    "OrderLockedError",
     "OrderNotFoundError",
+    "PaymentDeclinedError",
     "PrecisionError",
     "PriceChangedError",
     "RefundExceedsPaymentError",
+    "ReplyPendingError",
     "ReservationNotFoundError",
+    "SagaConfigurationError",
+    "SagaError",
+    "SagaNotFoundError",
     "UnknownCurrencyError",
     "UnknownDiscountCodeError",
+    "UnknownSagaDefinitionError",
     "UnknownSkuError",
 ]
 
@@ -194,6 +208,18 @@ class RefundExceedsPaymentError(BusinessRuleError):
     """A refund would return more than was captured and not yet refunded."""
 
 
+class PaymentDeclinedError(BusinessRuleError):
+    """The payment gateway refused the payment (card declined, insufficient funds ...).
+
+    Gateways raise it from :class:`~suuupra_commerce.ports.PaymentGateway` methods; a
+    saga treats it as final (no retry) and compensates.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"payment declined: {reason}")
+
+
 # --- not found -------------------------------------------------------------------------------
 
 
@@ -266,3 +292,53 @@ class CartLineNotFoundError(NotFoundError):
     """The cart holds no line for this SKU (``.id`` is the SKU)."""
 
     kind = "cart line"
+
+
+class SagaNotFoundError(NotFoundError):
+    """No saga has this id."""
+
+    kind = "saga"
+
+
+class UnknownSagaDefinitionError(NotFoundError):
+    """No saga definition is registered under this name and version (``.id``)."""
+
+    kind = "saga definition"
+
+
+class OrderLockedError(ConflictError):
+    """A saga is working on the order and holds it until it ends (a semantic lock).
+
+    ``saga_id`` is the saga holding it and ``step`` the step it is at; try again once
+    that saga has ended.
+    """
+
+    def __init__(self, order_id: object, saga_id: object, step: str) -> None:
+        self.order_id = order_id
+        self.saga_id = saga_id
+        self.step = step
+        super().__init__(
+            f"order {order_id} is held by saga {saga_id} (at step {step}); "
+            "try again when that saga has ended"
+        )
+
+
+# --- sagas -----------------------------------------------------------------------------------
+
+
+class SagaError(CommerceError):
+    """Base of the errors about sagas, their definitions and their participants."""
+
+
+class SagaConfigurationError(SagaError):
+    """A saga definition is unsound, or a participant it needs is not configured."""
+
+
+class ReplyPendingError(SagaError):
+    """A participant accepted a command and will answer later.
+
+    A participant raises it (instead of returning) when its answer comes
+    asynchronously, through a webhook for example; the host then hands the answer
+    to :meth:`suuupra_commerce.sagas.Sagas.deliver_reply`. Until it arrives the
+    step's timeout runs.
+    """

@@ -9,7 +9,7 @@ book in :mod:`suuupra_commerce.adapters.memory`) and fakes for tests in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -17,15 +17,25 @@ from typing import Protocol, runtime_checkable
 from suuupra_commerce.money import Money
 
 __all__ = [
+    "AuthorizationRequest",
+    "CaptureRequest",
     "Clock",
+    "CustomerNotification",
     "DiscountPolicy",
+    "Notifier",
+    "PaymentGateway",
     "PriceBook",
     "PriceQuote",
     "PricedLine",
+    "RefundRequest",
+    "ShipmentBooking",
+    "ShipmentRequest",
     "ShippingPolicy",
+    "ShippingProvider",
     "SystemClock",
     "TaxAssessment",
     "TaxPolicy",
+    "VoidRequest",
 ]
 
 
@@ -110,4 +120,130 @@ class ShippingPolicy(Protocol):
 
     def shipping(self, lines: Sequence[PricedLine], subtotal: Money) -> Money:
         """The shipping charge for these lines."""
+        ...
+
+
+# --- participants of the order sagas ---------------------------------------------------------
+#
+# Every request carries an ``idempotency_key``: the saga derives it from its own id, the
+# step and the attempt, and sends the same key again when it cannot tell whether an
+# earlier send took effect (a timeout). An implementation must treat a repeated key as
+# the same request and answer as it did the first time, without acting twice.
+#
+# A participant that answers asynchronously (a webhook, a queue) raises
+# ``ReplyPendingError`` and hands the answer to ``Sagas.deliver_reply`` when it comes.
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """Hold ``amount`` on the customer's payment method for an order."""
+
+    idempotency_key: str
+    order_id: str
+    customer_id: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    """Take the money of an authorization (``authorization_key`` is the key it was made with)."""
+
+    idempotency_key: str
+    order_id: str
+    authorization_key: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class VoidRequest:
+    """Release an authorization without taking the money.
+
+    The authorization is named by the key it was requested with, so that one whose
+    answer never arrived can still be voided; voiding what does not exist, or was
+    voided already, succeeds and does nothing.
+    """
+
+    idempotency_key: str
+    order_id: str
+    authorization_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """Give ``amount`` of a captured payment back (the capture is named by its key)."""
+
+    idempotency_key: str
+    order_id: str
+    capture_key: str
+    amount: Money
+
+
+class PaymentGateway(Protocol):
+    """Authorizes, captures, voids and refunds payments (a card processor, a wallet ...).
+
+    Methods raise ``PaymentDeclinedError`` when the gateway refuses for good (a saga
+    does not retry that), any other exception for a failure worth retrying, and
+    ``ReplyPendingError`` when the answer comes later.
+    """
+
+    def authorize(self, request: AuthorizationRequest) -> str:
+        """Hold the amount; returns the gateway's reference for the authorization."""
+        ...
+
+    def capture(self, request: CaptureRequest) -> str:
+        """Take the authorized amount; returns the gateway's reference for the capture."""
+        ...
+
+    def void(self, request: VoidRequest) -> None:
+        """Release the authorization; a no-op when there is none to release."""
+        ...
+
+    def refund(self, request: RefundRequest) -> str:
+        """Pay ``amount`` back; returns the gateway's reference for the refund."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRequest:
+    """Book the delivery of an order's units with a carrier."""
+
+    idempotency_key: str
+    order_id: str
+    customer_id: str
+    lines: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentBooking:
+    """What the carrier booked: its shipment id, its name, and the tracking number."""
+
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+
+
+class ShippingProvider(Protocol):
+    """Books shipments with a carrier (or a warehouse system)."""
+
+    def create_shipment(self, request: ShipmentRequest) -> ShipmentBooking:
+        """Book the shipment; the same key answers with the same booking."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerNotification:
+    """A message to a customer about an order (``template`` names what to say)."""
+
+    idempotency_key: str
+    customer_id: str
+    order_id: str
+    template: str
+    data: Mapping[str, str]
+
+
+class Notifier(Protocol):
+    """Sends customers e-mails, texts or push messages."""
+
+    def notify(self, notification: CustomerNotification) -> None:
+        """Send it once; the same key again sends nothing more."""
         ...
