@@ -29,6 +29,7 @@ __all__ = [
     "ReceiveReturn",
     "RefundPayment",
     "RejectCancellation",
+    "RejectOrder",
     "RejectReturn",
     "RequestReturn",
     "ShipOrder",
@@ -155,6 +156,12 @@ class CancelOrder(OrderCommand):
 
     reason: Identifier = "customer request"
     requested_by: Identifier = "customer"
+
+
+class RejectOrder(OrderCommand):
+    """Cancel an order that cannot be fulfilled (nothing captured), whatever the policy says."""
+
+    reason: Identifier
 
 
 class ApproveCancellation(OrderCommand):

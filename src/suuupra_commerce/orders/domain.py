@@ -683,6 +683,23 @@ class Order(CommerceAggregate):
         to = ORDER_LIFECYCLE.next_state(self.status, "reject_cancellation")
         self._cancellation_rejected(reason, rejected_by, to.value)
 
+    def reject(self, reason: str) -> bool:
+        """Cancel an order the business cannot fulfil (payment declined, say), whatever the policy.
+
+        Meant for the fulfilment saga undoing its work: allowed while the order is
+        pending or confirmed and nothing was captured (an authorization is voided with
+        it). Returns ``False``, recording nothing, for an order already cancelled.
+        """
+        check_identifier(reason, "reason")
+        if self.status is OrderStatus.CANCELLED:
+            return False
+        if not self.captured.is_zero():
+            raise IllegalTransitionError("order", f"{self.status.value} and paid", "reject")
+        to = ORDER_LIFECYCLE.next_state(self.status, "cancel")
+        zero = Money.zero(self.currency)
+        self._finish_cancellation(to, CancellationDecision(True, False, zero, zero, reason), reason)
+        return True
+
     def _decide(self, policy: CancellationPolicy) -> CancellationDecision:
         decision = policy.decide(self)
         if not decision.allowed:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from uuid import UUID
 
-from suuupra_commerce.application import CommerceApplication, RetryPolicy
+from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
 from suuupra_commerce.errors import IdempotencyKeyReusedError, OrderNotFoundError
 from suuupra_commerce.inventory.commands import ReservationLine, ReserveStock
 from suuupra_commerce.inventory.service import Inventory
@@ -36,6 +36,7 @@ from suuupra_commerce.orders.commands import (
     ReceiveReturn,
     RefundPayment,
     RejectCancellation,
+    RejectOrder,
     RejectReturn,
     RequestReturn,
     ShipOrder,
@@ -69,10 +70,11 @@ class Orders(CommerceApplication):
         pricing: Pricing,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
         cancellation_policy: CancellationPolicy | None = None,
         reservation_minutes: int = 15,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
         self.inventory = inventory
         self.pricing = pricing
         self.cancellation_policy: CancellationPolicy = (
@@ -288,6 +290,22 @@ class Orders(CommerceApplication):
             done = order.cancel(self.cancellation_policy, cmd.reason, cmd.requested_by)
             if done and holding:
                 self.inventory.release_order(str(order.id), holding, "order cancelled")
+            return done
+
+        return self._change(cmd.order_id, decide)
+
+    def reject(self, cmd: RejectOrder) -> bool:
+        """Cancel an order that cannot be fulfilled, releasing its stock; policy not consulted.
+
+        For a saga undoing a placement (payment declined, stock gone). Allowed while the
+        order is pending or confirmed and nothing is captured; ``False`` for a repeat.
+        """
+
+        def decide(order: Order) -> bool:
+            holding = order.skus_holding_stock()
+            done = order.reject(cmd.reason)
+            if done and holding:
+                self.inventory.release_order(str(order.id), holding, "order rejected")
             return done
 
         return self._change(cmd.order_id, decide)
