@@ -21,15 +21,23 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import ApplicationRecorder, RecordConflictError
 
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
 from suuupra_commerce.ports import Clock, SystemClock
 
-__all__ = ["CommerceApplication", "ReadModel", "RetryPolicy", "StripedLocks"]
+__all__ = ["CommerceApplication", "ReadModel", "RecorderHook", "RetryPolicy", "StripedLocks"]
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R", bound=ApplicationRecorder)
+
+RecorderHook = Callable[[str, ApplicationRecorder], ApplicationRecorder]
+"""Receives each application's name and recorder, returns the recorder it will use.
+
+For fault injection in tests (the saga crash harness wraps every recorder with one);
+a hook must return a recorder of the same kind it was given.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +114,37 @@ class CommerceApplication(Application[UUID]):
     #: How many notifications a read model reads per round trip when catching up.
     catch_up_batch: ClassVar[int] = 500
 
+    #: The largest section of the notification log a follower may read at once.
+    log_section_size = 1000
+
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
         *,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
     ) -> None:
+        self._recorder_hook = recorder_hook
         super().__init__(env=dict(env) if env is not None else None)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.retry = retry if retry is not None else RetryPolicy()
         self._read_models: list[ReadModel] = []
         self._catch_up_lock = threading.RLock()
         self._writers = StripedLocks()
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return self._hooked(super().construct_recorder())
+
+    def _hooked(self, recorder: R) -> R:
+        hook = self._recorder_hook
+        if hook is None:
+            return recorder
+        hooked = hook(self.name, recorder)
+        if not isinstance(hooked, type(recorder)):
+            msg = f"recorder hook returned {type(hooked).__name__} for {type(recorder).__name__}"
+            raise TypeError(msg)
+        return hooked
 
     # --- commands ----------------------------------------------------------------------------
 
