@@ -1,0 +1,568 @@
+"""The saga engine: the saga store, the dispatcher that talks to participants, and the runner.
+
+Three parts, each durable on its own, meeting through notification logs with tracking:
+
+* :class:`Sagas` is an eventsourcing process application. It follows the dispatcher's
+  log (participants' replies) and the logs of applications whose events start sagas
+  (an order placed starts its fulfilment). Processing one message loads the saga,
+  decides (a pure function: :class:`~suuupra_commerce.sagas.domain.Saga`), and commits
+  the saga's new events -- the commands it sends among them -- together with the
+  tracking record of the message, in one transaction. Operators' actions, timers and
+  replies that arrive by webhook are commands on it, under optimistic concurrency.
+* :class:`SagaDispatcher` follows the saga log. For each command the saga sent, it
+  calls the participant registered for the action and records the reply, with the
+  tracking record, in one transaction. A crash after the participant acted and before
+  that commit makes it call again, with the same idempotency key: participants
+  deduplicate by it, so the effect happens once.
+* :class:`SagaEngine` moves the logs along in this process (``run_until_idle`` for
+  tests and scripts, ``start`` for a background thread) and fires due timers.
+
+A crash anywhere loses nothing: each part resumes from its tracked position.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
+from eventsourcing.system import ProcessApplication
+from eventsourcing.utils import get_topic
+
+from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.errors import (
+    IdempotencyKeyReusedError,
+    ReplyPendingError,
+    SagaConfigurationError,
+    SagaNotFoundError,
+    UnknownSagaDefinitionError,
+)
+from suuupra_commerce.ports import Clock
+from suuupra_commerce.sagas.commands import (
+    CompensateSaga,
+    ResolveSaga,
+    RetrySagaStep,
+    SkipSagaStep,
+    StartSaga,
+)
+from suuupra_commerce.sagas.definition import SagaDefinition, SagaRegistry
+from suuupra_commerce.sagas.domain import (
+    Phase,
+    Reply,
+    Saga,
+    SagaStatus,
+    StepCommand,
+    StepExchange,
+    StepKey,
+)
+from suuupra_commerce.sagas.views import SagaReadModel, SagaStatistics, SagaSummary, SagaView
+
+__all__ = [
+    "Handler",
+    "Participants",
+    "SagaDispatcher",
+    "SagaEngine",
+    "SagaStart",
+    "SagaStarter",
+    "Sagas",
+]
+
+log = logging.getLogger("suuupra_commerce.sagas")
+
+T = TypeVar("T")
+
+Handler = Callable[[StepCommand], Mapping[str, Any] | None]
+"""Performs one action for a saga; returns JSON-plain result data (or ``None``).
+
+Raises ``ReplyPendingError`` if the answer will come later, any other exception if the
+action failed (the saga's retry policy decides what follows from its type).
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SagaStart:
+    """What a starter asks for: a saga of ``definition`` with this id, subject and data."""
+
+    definition: str
+    saga_id: UUID
+    subject: str
+    data: Mapping[str, Any]
+    correlation_id: str
+
+
+SagaStarter = Callable[[Any], SagaStart | None]
+"""Reads an event of another application and says which saga, if any, it starts."""
+
+
+class Participants:
+    """The registry of actions the dispatcher can perform, by name.
+
+    >>> participants = Participants({"notifier.hello": lambda command: {"said": "hello"}})
+    >>> sorted(participants.actions())
+    ['notifier.hello']
+    """
+
+    def __init__(self, handlers: Mapping[str, Handler] | None = None) -> None:
+        self._handlers: dict[str, Handler] = {}
+        for action, handler in (handlers or {}).items():
+            self.register(action, handler)
+
+    def register(self, action: str, handler: Handler) -> None:
+        """Perform ``action`` with ``handler`` from now on."""
+        if not callable(handler):
+            raise SagaConfigurationError(f"the handler of {action!r} is not callable")
+        self._handlers[action] = handler
+
+    def actions(self) -> set[str]:
+        """The actions with a handler."""
+        return set(self._handlers)
+
+    def handler(self, action: str) -> Handler:
+        """The handler of ``action`` (``SagaConfigurationError`` if there is none)."""
+        try:
+            return self._handlers[action]
+        except KeyError:
+            raise SagaConfigurationError(f"no participant performs {action!r}") from None
+
+    def handle(self, command: StepCommand) -> Mapping[str, Any] | None:
+        """Perform the command's action (``SagaConfigurationError`` if nobody performs it)."""
+        return self.handler(command.action)(command)
+
+
+def command_of(event: Saga.StepDispatched | Saga.CompensationDispatched) -> StepCommand:
+    """The command a dispatch event carries, as a participant receives it."""
+    payload = event.payload
+    return StepCommand(
+        saga_id=event.originator_id,
+        saga=payload["definition"],
+        version=payload["version"],
+        step=event.step,
+        phase=Phase.FORWARD if isinstance(event, Saga.StepDispatched) else Phase.COMPENSATION,
+        attempt=event.attempt,
+        delivery=event.delivery,
+        idempotency_key=event.key,
+        action=event.action,
+        data=payload["data"],
+        results=payload["results"],
+        forward_key=payload["forward_key"],
+        correlation_id=payload["correlation_id"],
+    )
+
+
+class _Processor(CommerceApplication, ProcessApplication[UUID]):
+    """A process application with our service conventions; counts what it processed."""
+
+    pull_section_size = 200
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
+    ) -> None:
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        self.processed = 0
+
+    def construct_recorder(self) -> ProcessRecorder:
+        recorder = super().construct_recorder()
+        assert isinstance(recorder, ProcessRecorder)  # a process application records tracking
+        return recorder
+
+    def process_event(self, domain_event: DomainEventProtocol[UUID], tracking: Tracking) -> None:
+        with self._writers.hold(self._writes_of(domain_event)):
+            super().process_event(domain_event, tracking)
+        self.processed += 1
+
+    def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
+        return []
+
+
+class Sagas(_Processor):
+    """The saga store: starts sagas, applies replies and timers, answers operators."""
+
+    name = "Sagas"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        registry: SagaRegistry,
+        starters: Mapping[type[Any], SagaStarter] | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
+    ) -> None:
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        self.registry = registry
+        self._starters = dict(starters or {})
+        self.topics = [get_topic(StepExchange.Replied)] + [get_topic(cls) for cls in self._starters]
+        self._view = SagaReadModel()
+        self._register_read_model(self._view)
+
+    # --- processing messages (with tracking) --------------------------------------------------
+
+    def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
+        if isinstance(domain_event, StepExchange.Replied):
+            return [domain_event.saga_id]
+        return []
+
+    def policy(
+        self,
+        domain_event: DomainEventProtocol[UUID],
+        processing_event: ProcessingEvent[UUID],
+    ) -> None:
+        if isinstance(domain_event, StepExchange.Replied):
+            saga = self._receive(Reply.from_event(domain_event.reply))
+            processing_event.collect_events(saga)
+            return
+        starter = self._starters.get(type(domain_event))
+        if starter is None:
+            return
+        start = starter(domain_event)
+        if start is None or self._exists(start.saga_id):
+            return
+        definition = self.registry.latest(start.definition)
+        saga = Saga.start(
+            saga_id=start.saga_id,
+            definition=definition,
+            data=start.data,
+            subject=start.subject,
+            correlation_id=start.correlation_id,
+            now=self.clock.now(),
+        )
+        log.info(
+            "saga started",
+            extra={"saga_id": str(saga.id), "saga": definition.name, "subject": start.subject},
+        )
+        processing_event.collect_events(saga)
+
+    def _receive(self, reply: Reply) -> Saga | None:
+        saga_id = reply.key.saga_id
+        if not self._exists(saga_id):
+            log.warning("reply for an unknown saga", extra={"key": str(reply.key)})
+            return None
+        saga = self._saga(saga_id)
+        definition = self._definition_of(saga)
+        if definition is None:
+            return saga
+        disposition = saga.receive(reply, definition, self.clock.now())
+        log.info(
+            "saga reply %s",
+            disposition,
+            extra={"saga_id": str(saga_id), "key": str(reply.key), "ok": reply.succeeded},
+        )
+        return saga
+
+    def _definition_of(self, saga: Saga) -> SagaDefinition | None:
+        """The definition the saga started on; parks the saga if it is not registered."""
+        try:
+            return self.registry.get(saga.definition, saga.definition_version)
+        except UnknownSagaDefinitionError:
+            saga.park(f"definition {saga.definition} v{saga.definition_version} is not registered")
+            return None
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _saga(self, saga_id: UUID) -> Saga:
+        return self._load(Saga, saga_id, SagaNotFoundError(saga_id))
+
+    def start(self, cmd: StartSaga) -> UUID:
+        """Start a saga on the newest version of its definition; idempotent by ``saga_id``.
+
+        The same id with the same definition and data returns at once; with others,
+        ``IdempotencyKeyReusedError``.
+        """
+        definition = self.registry.latest(cmd.definition)
+
+        def attempt() -> UUID:
+            if self._exists(cmd.saga_id):
+                existing = self._saga(cmd.saga_id)
+                if existing.definition != cmd.definition or existing.data != cmd.data:
+                    msg = f"saga {cmd.saga_id} exists with another definition or data"
+                    raise IdempotencyKeyReusedError(msg)
+                return cmd.saga_id
+            saga = Saga.start(
+                saga_id=cmd.saga_id,
+                definition=definition,
+                data=cmd.data,
+                subject=cmd.subject,
+                correlation_id=cmd.correlation_id or str(cmd.saga_id),
+                now=self.clock.now(),
+            )
+            self.save(saga)
+            return saga.id
+
+        return self._run(attempt, writes=[cmd.saga_id])
+
+    def _change(self, saga_id: UUID, decide: Callable[[Saga, SagaDefinition], T]) -> T:
+        def attempt() -> T:
+            saga = self._saga(saga_id)
+            definition = self._definition_of(saga)
+            if definition is None:
+                self.save(saga)
+                raise UnknownSagaDefinitionError(f"{saga.definition} v{saga.definition_version}")
+            result = decide(saga, definition)
+            self.save(saga)
+            return result
+
+        return self._run(attempt, writes=[saga_id])
+
+    def deliver_reply(self, reply: Reply) -> str:
+        """Hand a participant's late answer (a webhook, say) straight to its saga.
+
+        Returns what became of it (see :meth:`Saga.receive`); duplicates change nothing.
+        """
+        return self._change(
+            reply.key.saga_id, lambda saga, d: saga.receive(reply, d, self.clock.now())
+        )
+
+    def fire_due_timers(self, now: datetime | None = None) -> int:
+        """Fire every timer due by ``now`` (the clock's time by default); returns how many acted.
+
+        Safe to run concurrently and repeatedly: a timer acts only if its saga still
+        waits for it.
+        """
+        moment = now if now is not None else self.clock.now()
+        fired = 0
+        for saga_id, token in self._query(lambda: self._view.due_timers(moment)):
+
+            def fire(saga: Saga, definition: SagaDefinition, token: str = token) -> bool:
+                return saga.fire_timer(token, definition, moment)
+
+            try:
+                fired += int(self._change(saga_id, fire))
+            except UnknownSagaDefinitionError:
+                continue  # parked for an operator (recorded by _change)
+        return fired
+
+    def next_timer(self) -> datetime | None:
+        """When the soonest running timer is due, if any runs."""
+        return self._query(self._view.next_timer)
+
+    def retry_step(self, cmd: RetrySagaStep) -> None:
+        """Operator: send the step a stuck saga is at again."""
+        self._change(
+            cmd.saga_id,
+            lambda saga, d: saga.retry_step(d, cmd.by, cmd.reason, self.clock.now()),
+        )
+
+    def skip_step(self, cmd: SkipSagaStep) -> None:
+        """Operator: count the stuck step as done by hand, and go on."""
+        self._change(
+            cmd.saga_id, lambda saga, d: saga.skip_step(d, cmd.by, cmd.reason, self.clock.now())
+        )
+
+    def compensate(self, cmd: CompensateSaga) -> None:
+        """Operator: undo what the saga did so far (refused past its pivot)."""
+        self._change(
+            cmd.saga_id,
+            lambda saga, d: saga.force_compensation(d, cmd.by, cmd.reason, self.clock.now()),
+        )
+
+    def resolve(self, cmd: ResolveSaga) -> None:
+        """Operator: mark a stuck saga as ended by hand."""
+        self._change(
+            cmd.saga_id, lambda saga, _: saga.resolve(SagaStatus(cmd.outcome), cmd.by, cmd.reason)
+        )
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def get(self, saga_id: UUID) -> SagaView:
+        """One saga in full, with its timeline; ``SagaNotFoundError`` if there is none."""
+        saga = self._saga(saga_id)
+        return SagaView.of(saga, self.events.get(saga_id))
+
+    def find(self, saga_id: UUID) -> SagaView | None:
+        """One saga in full, or ``None``."""
+        return self.get(saga_id) if self._exists(saga_id) else None
+
+    def aggregate(self, saga_id: UUID) -> Saga:
+        """The saga aggregate itself, rebuilt from its events."""
+        return self._saga(saga_id)
+
+    def list(
+        self,
+        status: SagaStatus | None = None,
+        definition: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[SagaSummary]:
+        """Sagas, newest first, filtered by status, definition and subject."""
+        return self._query(
+            lambda: self._view.listing(
+                status, definition, subject, max(1, min(limit, 1000)), max(0, offset)
+            )
+        )
+
+    def statistics(self) -> SagaStatistics:
+        """Counts by status and definition, and of retries, timeouts and compensations."""
+        return self._query(self._view.statistics)
+
+
+class SagaDispatcher(_Processor):
+    """Sends the sagas' commands to their participants and records the replies."""
+
+    name = "SagaDispatcher"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        participants: Participants,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
+    ) -> None:
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        self.participants = participants
+        self.topics = [get_topic(Saga.StepDispatched), get_topic(Saga.CompensationDispatched)]
+
+    def policy(
+        self,
+        domain_event: DomainEventProtocol[UUID],
+        processing_event: ProcessingEvent[UUID],
+    ) -> None:
+        if not isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
+            return
+        command = command_of(domain_event)
+        exchange_id = StepExchange.id_for(command.idempotency_key)
+        if self._exists(exchange_id):
+            exchange = self._load(StepExchange, exchange_id, SagaNotFoundError(exchange_id))
+        else:
+            exchange = StepExchange.open(command.idempotency_key, command.action)
+        context = {
+            "saga_id": str(command.saga_id),
+            "key": command.idempotency_key,
+            "action": command.action,
+            "correlation_id": command.correlation_id,
+        }
+        try:
+            result = self.participants.handle(command)
+            reply = Reply.success(command.key, result)
+        except ReplyPendingError:
+            log.info("participant will answer later", extra=context)
+            exchange.accept(command.delivery)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a reply the saga judges
+            log.info("participant failed: %s", error, extra=context)
+            exchange.reply(Reply.failure(command.key, error), command.delivery)
+        else:
+            exchange.reply(reply, command.delivery)
+        processing_event.collect_events(exchange)
+
+    def replies(self, key: StepKey) -> list[Reply]:
+        """Every reply recorded for one command, oldest first."""
+        exchange_id = StepExchange.id_for(str(key))
+        return [
+            Reply.from_event(e.reply)
+            for e in self.events.get(exchange_id)
+            if isinstance(e, StepExchange.Replied)
+        ]
+
+
+class SagaEngine:
+    """Runs the saga machinery in this process.
+
+    ``leaders`` are the applications whose events start sagas, by name (the orders
+    service, for the fulfilment saga). ``run_until_idle()`` moves every log along
+    until nothing is left to do; ``start()`` does the same in a background thread,
+    waking every ``poll_interval`` seconds to look for new messages and due timers.
+    """
+
+    def __init__(
+        self,
+        sagas: Sagas,
+        dispatcher: SagaDispatcher,
+        *,
+        leaders: Mapping[str, Application[UUID]] | None = None,
+        poll_interval: float = 0.2,
+    ) -> None:
+        missing = sagas.registry.actions() - dispatcher.participants.actions()
+        if missing:
+            msg = f"no participant performs {', '.join(sorted(missing))}: configure its port"
+            raise SagaConfigurationError(msg)
+        if not 0 < poll_interval <= 60:
+            raise SagaConfigurationError("poll_interval must be between 0 and 60 seconds")
+        self.sagas = sagas
+        self.dispatcher = dispatcher
+        self.poll_interval = poll_interval
+        self._leaders = dict(leaders or {})
+        for name, app in self._leaders.items():
+            sagas.follow(name, app.notification_log)
+        sagas.follow(dispatcher.name, dispatcher.notification_log)
+        dispatcher.follow(sagas.name, sagas.notification_log)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run_once(self) -> int:
+        """One pass over every log and the due timers; returns how many messages moved."""
+        with self._lock:
+            before = self.sagas.processed + self.dispatcher.processed
+            for name in self._leaders:
+                self._pull(self.sagas, name)
+            self._pull(self.dispatcher, self.sagas.name)
+            self._pull(self.sagas, self.dispatcher.name)
+            fired = self.sagas.fire_due_timers()
+            return self.sagas.processed + self.dispatcher.processed - before + fired
+
+    @staticmethod
+    def _pull(follower: _Processor, leader: str) -> None:
+        try:
+            follower.pull_and_process(leader)
+        except RecordConflictError:
+            # A command changed the same saga meanwhile; nothing was recorded for this
+            # message, so the next pass processes it again from its tracked position.
+            log.info("conflict while processing %s; will retry", leader)
+
+    def run_until_idle(self, max_rounds: int = 100_000) -> int:
+        """Run passes until one moves nothing; returns how many messages moved in all."""
+        moved = 0
+        for _ in range(max_rounds):
+            step = self.run_once()
+            if step == 0:
+                return moved
+            moved += step
+        msg = f"still busy after {max_rounds} passes"
+        raise SagaConfigurationError(msg)
+
+    def start(self) -> None:
+        """Run in a background thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="saga-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background thread (waiting for the pass under way)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                moved = self.run_once()
+            except Exception:
+                log.exception("saga engine pass failed; retrying")
+                moved = 0
+            if moved == 0:
+                self._stop.wait(self.poll_interval)
+
+    def __enter__(self) -> SagaEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
