@@ -22,6 +22,8 @@ DOMAIN_MODULES = [
     "orders/lifecycle.py",
     "orders/policy.py",
     "carts/domain.py",
+    "sagas/definition.py",
+    "sagas/domain.py",
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from suuupra_commerce.application import RetryPolicy
+from suuupra_commerce.application import RecorderHook, RetryPolicy
 from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.errors import InvalidInputError
 from suuupra_commerce.inventory.domain import AllocationStrategy
@@ -30,12 +30,24 @@ from suuupra_commerce.orders.service import Orders
 from suuupra_commerce.ports import (
     Clock,
     DiscountPolicy,
+    Notifier,
+    PaymentGateway,
     PriceBook,
     ShippingPolicy,
+    ShippingProvider,
     SystemClock,
     TaxPolicy,
 )
 from suuupra_commerce.pricing import FreeShipping, NoDiscounts, NoTax, Pricing
+from suuupra_commerce.sagas.definition import SagaRegistry
+from suuupra_commerce.sagas.orders import (
+    ORDER_CANCELLATION,
+    ORDER_FULFILMENT,
+    OrderParticipants,
+    OrderSagas,
+    start_fulfilment,
+)
+from suuupra_commerce.sagas.service import Participants, SagaDispatcher, SagaEngine, Sagas
 
 __all__ = ["Commerce", "Settings"]
 
@@ -79,6 +91,7 @@ class Settings(BaseModel):
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_max_attempts: int = Field(default=30, ge=1, le=1000)
     aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
+    saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -117,7 +130,10 @@ class Settings(BaseModel):
 
 
 class Commerce:
-    """Inventory, orders and carts, wired together on one backend.
+    """Inventory, orders, carts and the order sagas, wired together on one backend.
+
+    The sagas need the host's payment gateway, shipping provider and notifier; without
+    them everything else works, and :attr:`engine` says which port is missing.
 
     >>> from suuupra_commerce.adapters.memory import InMemoryPriceBook
     >>> with Commerce.from_env({"COMMERCE_PERSISTENCE": "memory"},
@@ -137,6 +153,10 @@ class Commerce:
         clock: Clock | None = None,
         cancellation_policy: CancellationPolicy | None = None,
         allocation: AllocationStrategy | None = None,
+        payments: PaymentGateway | None = None,
+        shipping_provider: ShippingProvider | None = None,
+        notifier: Notifier | None = None,
+        recorder_hook: RecorderHook | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -147,30 +167,66 @@ class Commerce:
             shipping=shipping or FreeShipping(),
         )
         retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
+        common: dict[str, Any] = {"clock": self.clock, "retry": retry}
+        if recorder_hook is not None:
+            common["recorder_hook"] = recorder_hook
         self.inventory = Inventory(
-            settings.application_env(Inventory.name),
-            clock=self.clock,
-            retry=retry,
-            allocation=allocation,
+            settings.application_env(Inventory.name), allocation=allocation, **common
         )
         self.orders = Orders(
             settings.application_env(Orders.name),
             inventory=self.inventory,
             pricing=self.pricing,
-            clock=self.clock,
-            retry=retry,
             cancellation_policy=cancellation_policy,
             reservation_minutes=settings.reservation_minutes,
+            **common,
         )
         self.carts = Carts(
             settings.application_env(Carts.name),
             orders=self.orders,
             pricing=self.pricing,
-            clock=self.clock,
-            retry=retry,
             ttl=timedelta(hours=settings.cart_ttl_hours),
             abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
+            **common,
         )
+        self.sagas = Sagas(
+            settings.application_env(Sagas.name),
+            registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
+            starters=start_fulfilment(self.orders),
+            **common,
+        )
+        self.participants = Participants(
+            OrderParticipants(
+                inventory=self.inventory,
+                orders=self.orders,
+                payments=payments,
+                shipping=shipping_provider,
+                notifier=notifier,
+                reservation_minutes=settings.reservation_minutes,
+            ).handlers()
+        )
+        self.saga_dispatcher = SagaDispatcher(
+            settings.application_env(SagaDispatcher.name),
+            participants=self.participants,
+            **common,
+        )
+        self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
+        self._engine: SagaEngine | None = None
+
+    @property
+    def engine(self) -> SagaEngine:
+        """The saga engine of this process (built on first use).
+
+        ``SagaConfigurationError`` if a port the sagas need was not given.
+        """
+        if self._engine is None:
+            self._engine = SagaEngine(
+                self.sagas,
+                self.saga_dispatcher,
+                leaders={Orders.name: self.orders},
+                poll_interval=self.settings.saga_poll_seconds,
+            )
+        return self._engine
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **ports: Any) -> Commerce:
@@ -178,7 +234,11 @@ class Commerce:
         return cls(Settings.from_env(env), **ports)
 
     def close(self) -> None:
-        """Close every application's connections."""
+        """Stop the saga engine's thread, if it runs, and close every application's connections."""
+        if self._engine is not None:
+            self._engine.stop()
+        self.saga_dispatcher.close()
+        self.sagas.close()
         self.carts.close()
         self.orders.close()
         self.inventory.close()

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import RecordConflictError
 
-from suuupra_commerce.application import CommerceApplication, RetryPolicy
+from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
 from suuupra_commerce.carts.commands import (
     AddItem,
     ApplyDiscountCode,
@@ -120,10 +120,11 @@ class Carts(CommerceApplication):
         pricing: Pricing,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
         ttl: timedelta = timedelta(days=7),
         abandoned_after: timedelta = timedelta(hours=1),
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
         self.orders = orders
         self.pricing = pricing
         self.ttl = _positive(ttl, "ttl")

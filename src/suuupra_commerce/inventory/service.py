@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from suuupra_commerce.application import CommerceApplication, RetryPolicy
+from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
 from suuupra_commerce.errors import (
     AlreadyExistsError,
     InvalidInputError,
@@ -97,9 +97,10 @@ class Inventory(CommerceApplication):
         *,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        recorder_hook: RecorderHook | None = None,
         allocation: AllocationStrategy | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
         self._view = InventoryReadModel()
         self._register_read_model(self._view)
