@@ -1,4 +1,4 @@
-"""The end-to-end demo: a readable account of stock, carts, orders, cancellation and returns.
+"""The end-to-end demo: stock, carts, sagas that fulfil or compensate, cancellation, returns.
 
 Runs on the embedded default (SQLite files in a fresh temporary folder, or in
 ``--data-dir``) and checks every step as it goes; it exits with status 1 if any
@@ -22,21 +22,24 @@ from suuupra_commerce.inventory.commands import AddLocation, ReceiveStock, Regis
 from suuupra_commerce.money import Money
 from suuupra_commerce.orders.commands import (
     ApproveReturn,
-    AuthorizePayment,
     CancelOrder,
-    CapturePayment,
-    ConfirmOrder,
     DeliverOrder,
     OrderLineRequest,
     PlaceOrder,
     ReceiveReturn,
     RequestReturn,
     ShipOrder,
-    StartFulfilment,
 )
 from suuupra_commerce.orders.lifecycle import OrderStatus, PaymentStatus
 from suuupra_commerce.pricing import FlatRateShipping, FlatRateTax
+from suuupra_commerce.sagas.domain import SagaStatus
+from suuupra_commerce.sagas.orders import CancellationOutcome, fulfilment_saga_id
 from suuupra_commerce.system import Commerce
+from suuupra_commerce.testing.sagas import (
+    FakeNotifier,
+    FakePaymentGateway,
+    FakeShippingProvider,
+)
 
 __all__ = ["main", "run"]
 
@@ -80,14 +83,19 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
     prices.set_price("MUG-1", "Stoneware mug", Money("9.50", "USD"))
     prices.set_price("TEE-M", "T-shirt, medium", Money("19.99", "USD"))
     env = {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(data_dir)}
+    payments, carrier, notifier = FakePaymentGateway(), FakeShippingProvider(), FakeNotifier()
     with Commerce.from_env(
         env,
         price_book=prices,
         tax=FlatRateTax(Decimal("0.08")),
         shipping=FlatRateShipping(Money("4.99", "USD"), free_from=Money("50.00", "USD")),
+        payments=payments,
+        shipping_provider=carrier,
+        notifier=notifier,
     ) as shop:
         inventory, orders, carts = shop.inventory, shop.orders, shop.carts
         account.say(f"store: SQLite files in {data_dir}")
+        account.say("payments, carrier and notifications: the library's in-memory fakes")
 
         account.step("1. Stock registered at two locations")
         inventory.register(
@@ -139,23 +147,32 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
         order = orders.get(order_id)
         account.check(order.total == cart.total, "the order snapshots the cart's prices and total")
 
-        account.step("3. Stock reserved, confirmed and fulfilled")
+        account.step("3. The fulfilment saga: reserve, authorize, confirm, capture, book, notify")
         account.say(_levels(shop, "MUG-1"))
         mug = inventory.item("MUG-1")
         account.check(
             mug.locations["east"].reserved == 3 and mug.locations["west"].reserved == 1,
             "4 mugs reserved: 3 from east (first priority), 1 from west",
         )
-        orders.authorize_payment(AuthorizePayment(order_id=order_id, reference="auth-1001"))
-        orders.confirm(ConfirmOrder(order_id=order_id))
-        orders.capture_payment(CapturePayment(order_id=order_id))
-        orders.start_fulfilment(StartFulfilment(order_id=order_id))
+        moved = shop.engine.run_until_idle()
+        saga = shop.sagas.get(fulfilment_saga_id(order_id))
+        account.say(f"the saga engine moved {moved} messages; the saga is {saga.status.value}")
+        order = orders.get(order_id)
+        account.say(
+            f"order is {order.status}, payment {order.payment_status} ({order.captured}), "
+            f"shipment {saga.results['create_shipment']['tracking_number']}"
+        )
+        account.check(saga.status is SagaStatus.COMPLETED, "the fulfilment saga completed")
+        account.check(
+            order.status is OrderStatus.PROCESSING and order.captured == order.total,
+            "the order is being fulfilled and its total captured",
+        )
+        account.check(notifier.to(order_id) == ["order_confirmed"], "alice was told, once")
         orders.ship(ShipOrder(order_id=order_id, shipment_id="parcel-1", carrier="ups"))
         orders.deliver(DeliverOrder(order_id=order_id))
         order = orders.get(order_id)
         account.say(
-            f"order is {order.status}, payment {order.payment_status}, "
-            f"fulfilment {order.fulfilment_status}"
+            f"shipped and delivered: order is {order.status}, fulfilment {order.fulfilment_status}"
         )
         account.say(_levels(shop, "MUG-1"))
         account.say(_levels(shop, "TEE-M"))
@@ -192,7 +209,7 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
             "neither SKU's stock changed (the mug line was not reserved either)",
         )
 
-        account.step("5. A cancellation that releases stock")
+        account.step("5. A cancellation, before fulfilment starts, that releases stock")
         carol = orders.place(
             PlaceOrder(
                 idempotency_key="carol-1",
@@ -205,14 +222,45 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
         account.check(
             inventory.item("MUG-1").low_stock, "3 of 4 mugs reserved: low stock signalled"
         )
-        cancelled_now = orders.cancel(CancelOrder(order_id=carol, reason="changed mind"))
+        outcome = shop.order_sagas.cancel(CancelOrder(order_id=carol, reason="changed mind"))
+        shop.engine.run_until_idle()
         account.say(f"carol's order is {orders.get(carol).status}")
         account.say(_levels(shop, "MUG-1"))
-        account.check(cancelled_now, "a pending order is cancelled at once")
+        account.check(
+            outcome is CancellationOutcome.CANCELLED, "a pending order is cancelled at once"
+        )
+        account.check(
+            shop.sagas.find(fulfilment_saga_id(carol)) is None, "and its fulfilment never starts"
+        )
         account.check(inventory.item("MUG-1").reserved == 0, "its 3 mugs are released")
         account.check(not inventory.item("MUG-1").low_stock, "and the low-stock signal clears")
 
-        account.step("6. A partial return that restocks")
+        account.step("6. A declined payment: the saga compensates")
+        payments.decline("insufficient funds", order_id=None)
+        dave = orders.place(
+            PlaceOrder(
+                idempotency_key="dave-1",
+                customer_id="dave",
+                currency="USD",
+                lines=[OrderLineRequest(sku="TEE-M", quantity=2)],
+            )
+        )
+        account.say(_levels(shop, "TEE-M"))
+        shop.engine.run_until_idle()
+        declined = shop.sagas.get(fulfilment_saga_id(dave))
+        for entry in declined.format_timeline().splitlines():
+            account.say(entry)
+        account.say(_levels(shop, "TEE-M"))
+        account.check(declined.status is SagaStatus.COMPENSATED, "the saga compensated")
+        account.check(
+            orders.get(dave).status is OrderStatus.CANCELLED
+            and orders.get(dave).payment_status is PaymentStatus.FAILED,
+            "dave's order is cancelled, its payment failed",
+        )
+        account.check(inventory.item("TEE-M").available == 2, "the 2 T-shirts are released")
+        account.check(payments.of_order(dave) == [], "no authorization was left open")
+
+        account.step("7. A partial return that restocks")
         orders.request_return(
             RequestReturn(
                 order_id=order_id, return_id="rma-1", lines={"MUG-1": 1}, reason="chipped"
@@ -236,7 +284,7 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
             inventory.item("MUG-1").on_hand == 5, "the mug is back on hand, once (received twice)"
         )
 
-        account.step("7. Replay equals live state")
+        account.step("8. Replay equals live state")
         fresh = Commerce.from_env(env, price_book=prices)
         try:
             for sku in ("MUG-1", "TEE-M"):
@@ -247,6 +295,10 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
             account.check(
                 fresh.orders.get(order_id) == orders.get(order_id),
                 "alice's order rebuilds to the same state",
+            )
+            account.check(
+                fresh.sagas.get(declined.saga_id).timeline == declined.timeline,
+                "dave's saga rebuilds to the same timeline",
             )
         finally:
             fresh.close()

@@ -117,30 +117,35 @@ class SagaView:
         return "\n".join(lines)
 
 
+def _short(key: str) -> str:
+    """A step key without its saga id (the timeline names the saga once)."""
+    return key.split("/", 1)[1]
+
+
 def _describe(event: Any) -> tuple[str | None, str]:
     """The step an event is about and a line saying what happened."""
     if isinstance(event, Saga.Started):
         return None, f"started {event.definition} v{event.definition_version} for {event.subject}"
     if isinstance(event, Saga.StepDispatched):
         return event.step, (
-            f"sent {event.action} as {event.key} (delivery {event.delivery}), "
+            f"sent {event.action} as {_short(event.key)} (delivery {event.delivery}), "
             f"reply due by {event.deadline:%H:%M:%S}"
         )
     if isinstance(event, Saga.CompensationDispatched):
         return event.step, (
-            f"sent {event.action} to undo {event.step} as {event.key} "
+            f"sent {event.action} to undo {event.step} as {_short(event.key)} "
             f"(delivery {event.delivery}), reply due by {event.deadline:%H:%M:%S}"
         )
     if isinstance(event, Saga.ReplyReceived):
         reply = event.reply
         outcome = "succeeded" if reply["succeeded"] else f"failed: {reply['error']}"
         step = reply["key"].split("/")[1]
-        return step, f"{event.disposition} reply to {reply['key']}: {outcome}"
+        return step, f"{event.disposition} reply to {_short(reply['key'])}: {outcome}"
     if isinstance(event, Saga.StepFailed):
         then = "no retry left" if event.retry_at is None else f"retry at {event.retry_at:%H:%M:%S}"
         return event.step, f"attempt {event.attempt} failed ({event.error}); {then}"
     if isinstance(event, Saga.StepTimedOut):
-        return event.step, f"no reply to {event.key} in time: outcome unknown"
+        return event.step, f"no reply to {_short(event.key)} in time: outcome unknown"
     if isinstance(event, Saga.CompensationStarted):
         steps = ", ".join(event.steps) or "nothing to undo"
         return None, f"compensating ({steps}): {event.reason}"

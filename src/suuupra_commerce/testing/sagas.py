@@ -258,10 +258,16 @@ class _Fault:
     times: int
     error: Exception | None = None
     delay: timedelta = timedelta(0)
+    deliveries: int | None = 1
 
 
 class ParticipantFaults:
     """Faults injected between the dispatcher and the participants, action by action.
+
+    A fault hits the next ``times`` commands of its action, each under its own key, in
+    their first ``deliveries`` deliveries (every one for ``None``): a command sent again
+    after a timeout is a later delivery, one the dispatcher repeats after a crash is the
+    same delivery, and meets the same fault.
 
     Wraps every handler of ``participants`` in place. Answers held back (late,
     duplicated) are handed to the sagas by :meth:`deliver_due`, the way a webhook would:
@@ -273,6 +279,7 @@ class ParticipantFaults:
         self.clock = clock
         self._lock = threading.RLock()
         self._faults: dict[str, list[_Fault]] = {}
+        self._assigned: dict[str, _Fault] = {}
         self._held: list[tuple[datetime, int, Reply, int]] = []
         self.redeliveries = 5
         self.redelivery_interval = timedelta(minutes=10)
@@ -288,28 +295,39 @@ class ParticipantFaults:
         with self._lock:
             self._faults.setdefault(action, []).append(fault)
 
-    def fail(self, action: str, times: int = 1, error: Exception | None = None) -> None:
+    def fail(
+        self,
+        action: str,
+        times: int = 1,
+        error: Exception | None = None,
+        deliveries: int | None = 1,
+    ) -> None:
         """Refuse the next ``times`` commands of ``action`` before acting (retryable by default)."""
-        self._queue(action, _Fault("fail", times, error))
+        self._queue(action, _Fault("fail", times, error, deliveries=deliveries))
 
-    def drop_request(self, action: str, times: int = 1) -> None:
+    def drop_request(self, action: str, times: int = 1, deliveries: int | None = 1) -> None:
         """Lose the next ``times`` commands: nothing is done and no answer comes."""
-        self._queue(action, _Fault("drop_request", times))
+        self._queue(action, _Fault("drop_request", times, deliveries=deliveries))
 
-    def drop_reply(self, action: str, times: int = 1) -> None:
+    def drop_reply(self, action: str, times: int = 1, deliveries: int | None = 1) -> None:
         """Do the next ``times`` commands, but lose their answers."""
-        self._queue(action, _Fault("drop_reply", times))
+        self._queue(action, _Fault("drop_reply", times, deliveries=deliveries))
 
-    def answer_late(self, action: str, delay: timedelta, times: int = 1) -> None:
+    def answer_late(
+        self, action: str, delay: timedelta, times: int = 1, deliveries: int | None = 1
+    ) -> None:
         """Do the next ``times`` commands, and answer only ``delay`` later."""
-        self._queue(action, _Fault("late", times, delay=delay))
+        self._queue(action, _Fault("late", times, delay=delay, deliveries=deliveries))
 
-    def answer_twice(self, action: str, times: int = 1) -> None:
+    def answer_twice(self, action: str, times: int = 1, deliveries: int | None = 1) -> None:
         """Do the next ``times`` commands, answer, and answer once more."""
-        self._queue(action, _Fault("twice", times))
+        self._queue(action, _Fault("twice", times, deliveries=deliveries))
 
-    def _take(self, action: str) -> _Fault | None:
+    def _take(self, action: str, key: str) -> _Fault | None:
+        """The fault for this command: every delivery of one key meets the same fault."""
         with self._lock:
+            if key in self._assigned:
+                return self._assigned[key]
             queue = self._faults.get(action)
             if not queue:
                 return None
@@ -317,6 +335,7 @@ class ParticipantFaults:
             fault.times -= 1
             if fault.times <= 0:
                 queue.pop(0)
+            self._assigned[key] = fault
             return fault
 
     def _hold(self, reply: Reply, delay: timedelta, tries: int = 0) -> None:
@@ -326,8 +345,10 @@ class ParticipantFaults:
 
     def _wrap(self, action: str, handler: Handler) -> Handler:
         def faulty(command: StepCommand) -> Mapping[str, Any] | None:
-            fault = self._take(action)
-            if fault is None:
+            fault = self._take(action, command.idempotency_key)
+            if fault is None or (
+                fault.deliveries is not None and command.delivery > fault.deliveries
+            ):
                 return handler(command)
             if fault.kind == "fail":
                 raise fault.error or ConnectionError(f"{action}: injected failure")
