@@ -9,21 +9,20 @@ as the clean run did, with every guarantee intact.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import POSTGRES, _postgres_connect
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.orders.commands import ApproveCancellation, CancelOrder
 from suuupra_commerce.sagas import ORDER_FULFILMENT
 from suuupra_commerce.system import Settings
 from suuupra_commerce.testing.sagas import CrashHarness, CrashingRecorders, SagaTestKit
+
+from .conftest import Schemas
 
 
 @dataclass(frozen=True)
@@ -165,43 +164,17 @@ def test_every_saga_ends_as_the_clean_run_did_after_a_crash_at_any_write_in_memo
     _check_every_crash_point(scenario, settings, "memory")
 
 
-@pytest.fixture
-def postgres_store(postgres_available: None) -> Iterator[Callable[[], Settings]]:
-    """A factory of settings, each on a new schema; the one before is dropped then."""
-    made: list[str] = []
-
-    def drop(conn: Any) -> None:
-        while made:
-            conn.execute(f'DROP SCHEMA "{made.pop()}" CASCADE')
-
-    def fresh() -> Settings:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        conn: Any = _postgres_connect()
-        try:
-            drop(conn)
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        finally:
-            conn.close()
-        made.append(schema)
-        return Settings.from_env(
-            {"COMMERCE_PERSISTENCE": "postgres", **POSTGRES, "POSTGRES_SCHEMA": schema}
-        )
-
-    yield fresh
-    conn: Any = _postgres_connect()
-    try:
-        drop(conn)
-    finally:
-        conn.close()
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_every_saga_ends_as_the_clean_run_did_after_a_crash_at_any_write_on_postgres(
-    scenario: Scenario, postgres_store: Callable[[], Settings]
+    scenario: Scenario, schemas: Schemas
 ) -> None:
-    _check_every_crash_point(scenario, postgres_store, "postgres")
+    def fresh() -> Settings:
+        schemas.drop_all()  # the run before is checked and closed: keep the catalogue small
+        return schemas.new()
+
+    _check_every_crash_point(scenario, fresh, "postgres")
 
 
 def test_harness_counts_writes_and_crashes_right_after_the_chosen_one(tmp_path: Path) -> None:

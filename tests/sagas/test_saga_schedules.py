@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
+from suuupra_commerce.errors import CommerceError
 from suuupra_commerce.orders.lifecycle import OrderStatus, PaymentStatus
 from suuupra_commerce.sagas import ORDER_FULFILMENT, SagaStatus
 from suuupra_commerce.system import Settings
 from suuupra_commerce.testing.sagas import SagaTestKit
 
+from .conftest import Schemas
+
 ACTIONS = sorted(ORDER_FULFILMENT.actions())
+FIXTURES_ARE_RESET = [HealthCheck.function_scoped_fixture]
 
 
 @dataclass(frozen=True)
@@ -65,87 +70,109 @@ orders = st.lists(
 )
 
 
-@pytest.fixture
-def new_kit() -> Iterator[list[SagaTestKit]]:
-    made: list[SagaTestKit] = []
-    yield made
-    for kit in made:
-        kit.close()
-
-
-def _kit(made: list[SagaTestKit]) -> SagaTestKit:
-    kit = SagaTestKit(
-        Settings.from_env({"COMMERCE_PERSISTENCE": "memory"}), price_book=InMemoryPriceBook()
-    )
-    made.append(kit)
+def _kit(settings: Settings) -> SagaTestKit:
+    kit = SagaTestKit(settings, price_book=InMemoryPriceBook())
     kit.stock("MUG-1", 6, "9.50")
     kit.stock("TEE-M", 4, "19.99")
     return kit
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(schedule=st.lists(faults, max_size=6), lines=orders, declined=st.booleans())
-def test_every_saga_ends_with_its_guarantees_under_any_failure_schedule(
-    new_kit: list[SagaTestKit], schedule: list[Fault], lines: list[dict[str, int]], declined: bool
-) -> None:
-    kit = _kit(new_kit)
-    for fault in schedule:
-        fault.apply(kit)
-    if declined:
-        kit.payments.decline("do not honour")
-    placed = []
+def _memory() -> Settings:
+    return Settings.from_env({"COMMERCE_PERSISTENCE": "memory"})
+
+
+def _place_all(kit: SagaTestKit, lines: list[dict[str, int]]) -> list[UUID]:
+    placed: list[UUID] = []
     for n, order in enumerate(lines):
         try:
             placed.append(kit.place(f"order-{n}", order, customer=f"c-{n}"))
-        except Exception:  # noqa: BLE001 - stock may run out: a refused order starts no saga
-            continue
-    kit.settle(horizon=timedelta(days=30))
-    assert kit.violations() == []
-    for order_id in placed:
-        assert kit.fulfilment(order_id).has_ended
-        if declined:
-            assert kit.fulfilment(order_id) is not SagaStatus.COMPLETED
+        except CommerceError:
+            continue  # out of stock: a refused order starts no saga
+    return placed
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(schedule=st.lists(benign, max_size=6), lines=orders)
-def test_duplicated_late_and_retried_answers_end_as_a_clean_run_does(
-    new_kit: list[SagaTestKit], schedule: list[Fault], lines: list[dict[str, int]]
+def _check_any_schedule(
+    stores: Callable[[], Settings],
+    schedule: list[Fault],
+    lines: list[dict[str, int]],
+    declined: bool,
 ) -> None:
-    clean, faulty = _kit(new_kit), _kit(new_kit)
-    for fault in schedule:
-        fault.apply(faulty)
-    for kit in (clean, faulty):
-        for n, order in enumerate(lines):
-            try:
-                kit.place(f"order-{n}", order, customer=f"c-{n}")
-            except Exception:  # noqa: BLE001 - the same refusals happen in both kits
-                continue
+    with _kit(stores()) as kit:
+        for fault in schedule:
+            fault.apply(kit)
+        if declined:
+            kit.payments.decline("do not honour")
+        placed = _place_all(kit, lines)
         kit.settle(horizon=timedelta(days=30))
-    assert faulty.violations() == []
+        assert kit.violations() == []
+        for order_id in placed:
+            status = kit.fulfilment(order_id)
+            assert status.has_ended
+            if declined:
+                assert status is not SagaStatus.COMPLETED
 
-    def outcome(kit: SagaTestKit) -> list[tuple[str, OrderStatus, PaymentStatus, str, int]]:
-        found = []
-        for summary in kit.commerce.orders.listing():
-            order = kit.commerce.orders.get(summary.order_id)
-            found.append(
-                (
-                    str(order.idempotency_key),
-                    order.status,
-                    order.payment_status,
-                    str(kit.payments.captured(order.order_id)),
-                    len(kit.shipping.of_order(order.order_id)),
-                )
+
+def _check_benign_schedule(
+    stores: Callable[[], Settings], schedule: list[Fault], lines: list[dict[str, int]]
+) -> None:
+    with _kit(stores()) as clean, _kit(stores()) as faulty:
+        for fault in schedule:
+            fault.apply(faulty)
+        for kit in (clean, faulty):
+            _place_all(kit, lines)
+            kit.settle(horizon=timedelta(days=30))
+        assert faulty.violations() == []
+        assert _outcome(faulty) == _outcome(clean)
+
+
+def _outcome(kit: SagaTestKit) -> list[tuple[str, OrderStatus, PaymentStatus, str, int, int]]:
+    found = []
+    for summary in kit.commerce.orders.listing():
+        order = kit.commerce.orders.get(summary.order_id)
+        found.append(
+            (
+                str(order.idempotency_key),
+                order.status,
+                order.payment_status,
+                str(kit.payments.captured(order.order_id)),
+                len(kit.shipping.of_order(order.order_id)),
+                sum(kit.commerce.inventory.item(line.sku).reserved for line in order.lines),
             )
-        return sorted(found)
-
-    assert outcome(faulty) == outcome(clean)
-    for sku in ("MUG-1", "TEE-M"):
-        assert (
-            faulty.commerce.inventory.item(sku).reserved
-            == clean.commerce.inventory.item(sku).reserved
         )
+    return sorted(found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(schedule=st.lists(faults, max_size=6), lines=orders, declined=st.booleans())
+def test_every_saga_ends_with_its_guarantees_under_any_failure_schedule_in_memory(
+    schedule: list[Fault], lines: list[dict[str, int]], declined: bool
+) -> None:
+    _check_any_schedule(_memory, schedule, lines, declined)
+
+
+@settings(max_examples=40, deadline=None)
+@given(schedule=st.lists(benign, max_size=6), lines=orders)
+def test_duplicated_late_and_retried_answers_end_as_a_clean_run_does_in_memory(
+    schedule: list[Fault], lines: list[dict[str, int]]
+) -> None:
+    _check_benign_schedule(_memory, schedule, lines)
+
+
+@pytest.mark.postgres
+@settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES_ARE_RESET)
+@given(schedule=st.lists(faults, max_size=6), lines=orders, declined=st.booleans())
+def test_every_saga_ends_with_its_guarantees_under_any_failure_schedule_on_postgres(
+    schemas: Schemas, schedule: list[Fault], lines: list[dict[str, int]], declined: bool
+) -> None:
+    schemas.drop_all()
+    _check_any_schedule(schemas.new, schedule, lines, declined)
+
+
+@pytest.mark.postgres
+@settings(max_examples=8, deadline=None, suppress_health_check=FIXTURES_ARE_RESET)
+@given(schedule=st.lists(benign, max_size=6), lines=orders)
+def test_duplicated_late_and_retried_answers_end_as_a_clean_run_does_on_postgres(
+    schemas: Schemas, schedule: list[Fault], lines: list[dict[str, int]]
+) -> None:
+    schemas.drop_all()
+    _check_benign_schedule(schemas.new, schedule, lines)

@@ -229,6 +229,7 @@ class SagaReadModel(ReadModel):
     def __init__(self) -> None:
         super().__init__()
         self._rows: dict[UUID, _Row] = {}
+        self._timers: dict[UUID, tuple[str, datetime]] = {}  # only sagas with a running timer
         self._by_subject: dict[str, list[UUID]] = {}
         self.retries = 0
         self.timeouts = 0
@@ -272,6 +273,10 @@ class SagaReadModel(ReadModel):
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(row, event)
+        if row.timer is None:
+            self._timers.pop(row.saga_id, None)
+        else:
+            self._timers[row.saga_id] = row.timer
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -296,17 +301,16 @@ class SagaReadModel(ReadModel):
     def due_timers(self, now: datetime) -> list[tuple[UUID, str]]:
         """Timers due by ``now`` (soonest first), as ``(saga id, token)``."""
         due = [
-            (row.timer[1], row.saga_id, row.timer[0])
-            for row in self._rows.values()
-            if row.timer is not None and row.timer[1] <= now
+            (timer[1], saga_id, timer[0])
+            for saga_id, timer in self._timers.items()
+            if timer[1] <= now
         ]
         due.sort()
         return [(saga_id, token) for _, saga_id, token in due]
 
     def next_timer(self) -> datetime | None:
         """When the soonest running timer is due, if any runs."""
-        dues = [row.timer[1] for row in self._rows.values() if row.timer is not None]
-        return min(dues, default=None)
+        return min((timer[1] for timer in self._timers.values()), default=None)
 
     def statistics(self) -> SagaStatistics:
         by_status: dict[SagaStatus, int] = {}

@@ -492,7 +492,14 @@ class SagaTestKit:
         return kit
 
     def close(self) -> None:
+        """Close the kit's stores (the fakes and the clock stay usable)."""
         self.commerce.close()
+
+    def __enter__(self) -> SagaTestKit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- set-up, safe to repeat ---------------------------------------------------------------
 
