@@ -5,6 +5,7 @@ Build everything with :class:`Commerce` (the composition root), then call its
 here. Every error the library raises descends from :class:`CommerceError`.
 """
 
+from suuupra_commerce.aio import AsyncCommerce
 from suuupra_commerce.application import RetryPolicy
 from suuupra_commerce.carts.commands import (
     AddItem,
@@ -195,6 +196,7 @@ __all__ = [
     "ApplyDiscountCode",
     "ApproveCancellation",
     "ApproveReturn",
+    "AsyncCommerce",
     "AuthorizationRequest",
     "AuthorizePayment",
     "BusinessRuleError",

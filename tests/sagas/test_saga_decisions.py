@@ -407,3 +407,27 @@ def test_saga_data_must_be_json_plain_without_floats(data: dict[Any, Any]) -> No
 def test_step_key_is_refused_when_malformed(text: str) -> None:
     with pytest.raises(InvalidInputError):
         StepKey.parse(text)
+
+
+def test_stuck_saga_resumes_when_the_answer_it_lacked_finally_arrives() -> None:
+    run = Run()
+    for _ in range(3):
+        run.ok()  # a, b, n
+    lost = run.key  # the pivot c: no answer, twice
+    run.wait(TEN)
+    run.wait(TEN)
+    assert run.status() is SagaStatus.STUCK
+    assert run.reply(Reply.success(lost, {"capture": "cap-1"})) == "applied"
+    assert run.status() is SagaStatus.RUNNING
+    assert run.key.step == "d"
+    run.ok()
+    assert run.status() is SagaStatus.COMPLETED
+    run.check_replay()
+
+
+def test_early_replies_beyond_the_cap_are_ignored() -> None:
+    run = Run()
+    for attempt in range(1, 20):
+        run.reply(Reply.success(StepKey(UUID(int=1), "b", Phase.FORWARD, attempt)))
+    assert len(run.saga.early) == 16
+    run.check_replay()

@@ -57,7 +57,10 @@ __all__ = [
 ]
 
 MAX_DATA_BYTES = 32 * 1024
-"""Largest saga input (and step result) accepted, as JSON text."""
+"""Largest string accepted in a saga's input or a step's result."""
+
+MAX_EARLY_REPLIES = 16
+"""Most replies a saga keeps for commands it has not sent yet; more are ignored."""
 
 
 class SagaStatus(StrEnum):
@@ -491,7 +494,8 @@ class Saga(CommerceAggregate):
         ``"applied"``: it answered the command the saga waits for, and the saga moved on;
         ``"early"``: it answers a command not sent yet, and is kept until it is;
         ``"late"``: the saga stopped waiting for it (a timeout); it is recorded, nothing
-        more; ``"duplicate"`` or ``"ignored"``: nothing is recorded.
+        more; ``"duplicate"`` or ``"ignored"``: nothing is recorded. A stuck saga whose
+        last command's outcome was unknown takes its answer and goes on from there.
         """
         self._check(definition)
         check_moment(now)
@@ -503,10 +507,14 @@ class Saga(CommerceAggregate):
             return "applied"
         if key in self.settled or key in self.early:
             return "duplicate"
+        if self.status is SagaStatus.STUCK and key == self.last_key:
+            # Stuck waiting to learn what its last command did: the answer resumes it.
+            self._apply_reply(reply, definition, now)
+            return "applied"
         if key in self.dispatched or self.status.has_ended:
             self._reply_received(reply.to_event(), "late")
             return "late"
-        if reply.key.step not in self.steps:
+        if reply.key.step not in self.steps or len(self.early) >= MAX_EARLY_REPLIES:
             return "ignored"
         self._reply_received(reply.to_event(), "early")
         return "early"
