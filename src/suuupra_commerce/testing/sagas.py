@@ -64,6 +64,7 @@ __all__ = [
     "ParticipantFaults",
     "SagaTestKit",
     "SimulatedCrash",
+    "fake_ports",
 ]
 
 
@@ -393,6 +394,22 @@ class ParticipantFaults:
         """When the next held answer is due, if any is held."""
         with self._lock:
             return min((h[0] for h in self._held), default=None)
+
+
+def fake_ports() -> dict[str, Any]:
+    """The saga ports, faked: ``Commerce(**fake_ports(), price_book=...)``.
+
+    Also a ``--host`` for the command line: ``suuupra-commerce worker --host
+    suuupra_commerce.testing.sagas:fake_ports``.
+
+    >>> sorted(fake_ports())
+    ['notifier', 'payments', 'shipping_provider']
+    """
+    return {
+        "payments": FakePaymentGateway(),
+        "shipping_provider": FakeShippingProvider(),
+        "notifier": FakeNotifier(),
+    }
 
 
 class SimulatedCrash(BaseException):
