@@ -23,6 +23,7 @@ from suuupra_commerce.carts.commands import (
 from suuupra_commerce.carts.domain import Cart, CartStatus
 from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.carts.views import CartView
+from suuupra_commerce.context import CommandContext, ContextLogFilter, command_context
 from suuupra_commerce.errors import (
     AlreadyExistsError,
     AmountOutOfRangeError,
@@ -218,6 +219,7 @@ __all__ = [
     "CheckoutCart",
     "ClearCart",
     "Clock",
+    "CommandContext",
     "Commerce",
     "CommerceError",
     "CompensateSaga",
@@ -227,6 +229,7 @@ __all__ = [
     "ConfirmOrder",
     "ConfirmReservation",
     "ConflictError",
+    "ContextLogFilter",
     "CountStock",
     "CreateCart",
     "Currency",
@@ -352,4 +355,5 @@ __all__ = [
     "VoidPayment",
     "VoidRequest",
     "__version__",
+    "command_context",
 ]

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import ApplicationRecorder, RecordConflictError
+from eventsourcing.persistence import ApplicationRecorder, RecordConflictError, Recording
 
+from suuupra_commerce.context import CommandContext, current_context
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
 from suuupra_commerce.ports import Clock, SystemClock
 
@@ -145,6 +146,19 @@ class CommerceApplication(Application[UUID]):
             msg = f"recorder hook returned {type(hooked).__name__} for {type(recorder).__name__}"
             raise TypeError(msg)
         return hooked
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record the events, each stamped with the correlation and causation ids at hand.
+
+        The ids go in an extra ``metadata`` attribute that replay ignores (event handlers
+        take only the attributes they name), so they change no aggregate's state.
+        """
+        context = current_context() or CommandContext.new()
+        metadata = context.metadata()
+        for domain_event in processing_event.events:
+            if "metadata" not in vars(domain_event):
+                object.__setattr__(domain_event, "metadata", metadata)
+        return super()._record(processing_event)
 
     # --- commands ----------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from suuupra_commerce.context import current_context, metadata_of
 from suuupra_commerce.errors import (
     CancellationNotAllowedError,
     IllegalTransitionError,
@@ -481,10 +482,18 @@ def start_fulfilment(orders: Orders) -> Mapping[type[Any], Any]:
                 "amount": total.to_dict(),
                 "lines": lines,
             },
-            correlation_id=placed.idempotency_key or str(placed.originator_id),
+            correlation_id=_correlation_of(placed),
         )
 
     return {Order.Placed: starter}
+
+
+def _correlation_of(placed: Order.Placed) -> str:
+    """The correlation of the request that placed the order (or the order's own key)."""
+    context = current_context()
+    if context is not None and metadata_of(placed):
+        return context.correlation_id
+    return placed.idempotency_key or str(placed.originator_id)
 
 
 class CancellationOutcome(StrEnum):
@@ -604,6 +613,6 @@ class OrderSagas:
                 saga_id=cancellation_saga_id(order.id),
                 subject=str(order.id),
                 data=data,
-                correlation_id=order.idempotency_key,
+                correlation_id=None if current_context() else order.idempotency_key,
             )
         )

@@ -37,6 +37,7 @@ from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
 
 from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.context import command_context, current_context, metadata_of
 from suuupra_commerce.errors import (
     IdempotencyKeyReusedError,
     ReplyPendingError,
@@ -178,7 +179,13 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         return recorder
 
     def process_event(self, domain_event: DomainEventProtocol[UUID], tracking: Tracking) -> None:
-        with self._writers.hold(self._writes_of(domain_event)):
+        """Process one message; what it leads to continues the message's correlation."""
+        correlation = metadata_of(domain_event).get("correlation_id")
+        cause = f"{tracking.application_name}/{tracking.notification_id}"
+        with (
+            self._writers.hold(self._writes_of(domain_event)),
+            command_context(correlation, cause),
+        ):
             super().process_event(domain_event, tracking)
         self.processed += 1
 
@@ -282,6 +289,8 @@ class Sagas(_Processor):
         ``IdempotencyKeyReusedError``.
         """
         definition = self.registry.latest(cmd.definition)
+        outer = current_context()
+        correlation = cmd.correlation_id or (outer.correlation_id if outer else str(cmd.saga_id))
 
         def attempt() -> UUID:
             if self._exists(cmd.saga_id):
@@ -295,24 +304,29 @@ class Sagas(_Processor):
                 definition=definition,
                 data=cmd.data,
                 subject=cmd.subject,
-                correlation_id=cmd.correlation_id or str(cmd.saga_id),
+                correlation_id=correlation,
                 now=self.clock.now(),
             )
-            self.save(saga)
+            with command_context(correlation):
+                self.save(saga)
             return saga.id
 
         return self._run(attempt, writes=[cmd.saga_id])
 
-    def _change(self, saga_id: UUID, decide: Callable[[Saga, SagaDefinition], T]) -> T:
+    def _change(self, saga_id: UUID, decide: Callable[[Saga, SagaDefinition], T], cause: str) -> T:
+        """Load, decide, save (retried on conflict), in the saga's correlation."""
+
         def attempt() -> T:
             saga = self._saga(saga_id)
-            definition = self._definition_of(saga)
-            if definition is None:
+            with command_context(saga.correlation_id, cause):
+                definition = self._definition_of(saga)
+                if definition is None:
+                    self.save(saga)
+                    missing = f"{saga.definition} v{saga.definition_version}"
+                    raise UnknownSagaDefinitionError(missing)
+                result = decide(saga, definition)
                 self.save(saga)
-                raise UnknownSagaDefinitionError(f"{saga.definition} v{saga.definition_version}")
-            result = decide(saga, definition)
-            self.save(saga)
-            return result
+                return result
 
         return self._run(attempt, writes=[saga_id])
 
@@ -322,7 +336,9 @@ class Sagas(_Processor):
         Returns what became of it (see :meth:`Saga.receive`); duplicates change nothing.
         """
         return self._change(
-            reply.key.saga_id, lambda saga, d: saga.receive(reply, d, self.clock.now())
+            reply.key.saga_id,
+            lambda saga, d: saga.receive(reply, d, self.clock.now()),
+            f"reply:{reply.key}",
         )
 
     def fire_due_timers(self, now: datetime | None = None) -> int:
@@ -339,7 +355,7 @@ class Sagas(_Processor):
                 return saga.fire_timer(token, definition, moment)
 
             try:
-                fired += int(self._change(saga_id, fire))
+                fired += int(self._change(saga_id, fire, f"timer:{token}"))
             except UnknownSagaDefinitionError:
                 continue  # parked for an operator (recorded by _change)
         return fired
@@ -353,12 +369,15 @@ class Sagas(_Processor):
         self._change(
             cmd.saga_id,
             lambda saga, d: saga.retry_step(d, cmd.by, cmd.reason, self.clock.now()),
+            f"operator:{cmd.by}",
         )
 
     def skip_step(self, cmd: SkipSagaStep) -> None:
         """Operator: count the stuck step as done by hand, and go on."""
         self._change(
-            cmd.saga_id, lambda saga, d: saga.skip_step(d, cmd.by, cmd.reason, self.clock.now())
+            cmd.saga_id,
+            lambda saga, d: saga.skip_step(d, cmd.by, cmd.reason, self.clock.now()),
+            f"operator:{cmd.by}",
         )
 
     def compensate(self, cmd: CompensateSaga) -> None:
@@ -366,12 +385,15 @@ class Sagas(_Processor):
         self._change(
             cmd.saga_id,
             lambda saga, d: saga.force_compensation(d, cmd.by, cmd.reason, self.clock.now()),
+            f"operator:{cmd.by}",
         )
 
     def resolve(self, cmd: ResolveSaga) -> None:
         """Operator: mark a stuck saga as ended by hand."""
         self._change(
-            cmd.saga_id, lambda saga, _: saga.resolve(SagaStatus(cmd.outcome), cmd.by, cmd.reason)
+            cmd.saga_id,
+            lambda saga, _: saga.resolve(SagaStatus(cmd.outcome), cmd.by, cmd.reason),
+            f"operator:{cmd.by}",
         )
 
     # --- queries ------------------------------------------------------------------------------
@@ -440,23 +462,20 @@ class SagaDispatcher(_Processor):
             exchange = self._load(StepExchange, exchange_id, SagaNotFoundError(exchange_id))
         else:
             exchange = StepExchange.open(command.idempotency_key, command.action)
-        context = {
-            "saga_id": str(command.saga_id),
-            "key": command.idempotency_key,
-            "action": command.action,
-            "correlation_id": command.correlation_id,
-        }
-        try:
-            result = self.participants.handle(command)
-            reply = Reply.success(command.key, result)
-        except ReplyPendingError:
-            log.info("participant will answer later", extra=context)
-            exchange.accept(command.delivery)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a reply the saga judges
-            log.info("participant failed: %s", error, extra=context)
-            exchange.reply(Reply.failure(command.key, error), command.delivery)
-        else:
-            exchange.reply(reply, command.delivery)
+        context = {"saga_id": str(command.saga_id), "action": command.action}
+        # The participants' own writes continue the saga's correlation, caused by this step.
+        with command_context(command.correlation_id, command.idempotency_key):
+            try:
+                result = self.participants.handle(command)
+                reply = Reply.success(command.key, result)
+            except ReplyPendingError:
+                log.info("participant will answer later", extra=context)
+                exchange.accept(command.delivery)
+            except Exception as error:  # noqa: BLE001 - every failure is a reply the saga judges
+                log.info("participant failed: %s", error, extra=context)
+                exchange.reply(Reply.failure(command.key, error), command.delivery)
+            else:
+                exchange.reply(reply, command.delivery)
         processing_event.collect_events(exchange)
 
     def replies(self, key: StepKey) -> list[Reply]:
