@@ -45,7 +45,7 @@ from suuupra_commerce.sagas.orders import (
     ORDER_FULFILMENT,
     OrderParticipants,
     OrderSagas,
-    start_fulfilment,
+    fulfilment_trigger,
 )
 from suuupra_commerce.sagas.service import Participants, SagaDispatcher, SagaEngine, Sagas
 
@@ -92,6 +92,7 @@ class Settings(BaseModel):
     retry_max_attempts: int = Field(default=30, ge=1, le=1000)
     aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
     saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
+    saga_partitions: int = Field(default=1, ge=1, le=1024)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -192,7 +193,7 @@ class Commerce:
         self.sagas = Sagas(
             settings.application_env(Sagas.name),
             registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
-            starters=start_fulfilment(self.orders),
+            triggers=[fulfilment_trigger(self.orders)],
             **common,
         )
         self.participants = Participants(
@@ -225,6 +226,7 @@ class Commerce:
                 self.saga_dispatcher,
                 leaders={Orders.name: self.orders},
                 poll_interval=self.settings.saga_poll_seconds,
+                partitions=self.settings.saga_partitions,
             )
         return self._engine
 

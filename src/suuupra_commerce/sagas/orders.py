@@ -25,7 +25,6 @@ before the capture into the saga's compensation, and refuses one after it with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -72,7 +71,7 @@ from suuupra_commerce.ports import (
 from suuupra_commerce.sagas.commands import CompensateSaga, StartSaga
 from suuupra_commerce.sagas.definition import SagaDefinition, Step, StepRetry
 from suuupra_commerce.sagas.domain import SagaStatus, StepCommand
-from suuupra_commerce.sagas.service import Handler, Sagas, SagaStart
+from suuupra_commerce.sagas.service import Handler, Sagas, SagaStart, SagaTrigger
 from suuupra_commerce.values import derived_id
 
 __all__ = [
@@ -83,7 +82,7 @@ __all__ = [
     "OrderSagas",
     "cancellation_saga_id",
     "fulfilment_saga_id",
-    "start_fulfilment",
+    "fulfilment_trigger",
 ]
 
 #: Errors that say a command was refused for good: retrying cannot help.
@@ -458,8 +457,8 @@ class OrderParticipants:
         return send
 
 
-def start_fulfilment(orders: Orders) -> Mapping[type[Any], Any]:
-    """The starter that begins an order's fulfilment when it is placed.
+def fulfilment_trigger(orders: Orders) -> SagaTrigger:
+    """What begins an order's fulfilment: the order being placed.
 
     Only an order still pending, with nothing paid, starts one: orders placed before
     the engine first ran and handled by hand since are left alone.
@@ -485,7 +484,11 @@ def start_fulfilment(orders: Orders) -> Mapping[type[Any], Any]:
             correlation_id=_correlation_of(placed),
         )
 
-    return {Order.Placed: starter}
+    return SagaTrigger(
+        event_type=Order.Placed,
+        saga_id=lambda placed: fulfilment_saga_id(placed.originator_id),
+        start=starter,
+    )
 
 
 def _correlation_of(placed: Order.Placed) -> str:

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, NotificationLog, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
+from eventsourcing.persistence import Notification, ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
 
@@ -71,8 +71,9 @@ __all__ = [
     "SagaDispatcher",
     "SagaEngine",
     "SagaStart",
-    "SagaStarter",
+    "SagaTrigger",
     "Sagas",
+    "partition_of",
 ]
 
 log = logging.getLogger("suuupra_commerce.sagas")
@@ -98,8 +99,35 @@ class SagaStart:
     correlation_id: str
 
 
-SagaStarter = Callable[[Any], SagaStart | None]
-"""Reads an event of another application and says which saga, if any, it starts."""
+@dataclass(frozen=True, slots=True)
+class SagaTrigger:
+    """How events of another application start sagas.
+
+    ``saga_id`` says, cheaply and deterministically, which saga an event concerns (the
+    engine uses it to route the event to the worker that owns that saga); ``start``
+    decides whether it starts one, and with what.
+    """
+
+    event_type: type[Any]
+    saga_id: Callable[[Any], UUID]
+    start: Callable[[Any], SagaStart | None]
+
+
+def partition_of(saga_id: UUID, partitions: int) -> int:
+    """The partition a saga belongs to, of ``partitions`` (its id, modulo their number)."""
+    return saga_id.int % partitions
+
+
+def _partition_name(leader: str, partition: int, partitions: int) -> str:
+    """The name under which one partition of a leader's log is followed and tracked."""
+    return leader if partitions == 1 else f"{leader}@{partition}of{partitions}"
+
+
+def _parse_partition(name: str) -> tuple[int, int] | None:
+    if "@" not in name:
+        return None
+    part, _, count = name.rpartition("@")[2].partition("of")
+    return int(part), int(count)
 
 
 class Participants:
@@ -190,7 +218,41 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         self.processed += 1
 
     def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
-        return []
+        saga_id = self.saga_of(domain_event)
+        return [] if saga_id is None else [saga_id]
+
+    def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        """The saga a message concerns (``None``: none of this follower's business)."""
+        return None
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    def follow_partitions(self, leader: str, log: NotificationLog, partitions: int) -> None:
+        """Follow ``leader`` as ``partitions`` logs, one per partition of the sagas.
+
+        Each partition is tracked on its own, so whichever worker owns it next resumes
+        exactly where the last one stopped.
+        """
+        for partition in range(partitions):
+            self.follow(_partition_name(leader, partition, partitions), log)
+
+    def pull_partition(self, leader: str, partition: int, partitions: int) -> None:
+        """Process the new messages of one partition of ``leader``'s log."""
+        self.pull_and_process(_partition_name(leader, partition, partitions))
+
+    def convert_notifications(
+        self, leader_name: str, notifications: Iterable[Notification]
+    ) -> list[tuple[DomainEventProtocol[UUID], Tracking]]:
+        jobs = super().convert_notifications(leader_name, notifications)
+        partition = _parse_partition(leader_name)
+        if partition is None:
+            return jobs
+        mine, count = partition
+        return [
+            (event, tracking)
+            for event, tracking in jobs
+            if (saga_id := self.saga_of(event)) is not None and partition_of(saga_id, count) == mine
+        ]
 
 
 class Sagas(_Processor):
@@ -203,24 +265,26 @@ class Sagas(_Processor):
         env: Mapping[str, str] | None = None,
         *,
         registry: SagaRegistry,
-        starters: Mapping[type[Any], SagaStarter] | None = None,
+        triggers: Iterable[SagaTrigger] = (),
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
     ) -> None:
         super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
         self.registry = registry
-        self._starters = dict(starters or {})
-        self.topics = [get_topic(StepExchange.Replied)] + [get_topic(cls) for cls in self._starters]
+        self._triggers = {trigger.event_type: trigger for trigger in triggers}
+        self.topics = [get_topic(StepExchange.Replied)] + [get_topic(t) for t in self._triggers]
         self._view = SagaReadModel()
         self._register_read_model(self._view)
 
     # --- processing messages (with tracking) --------------------------------------------------
 
-    def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
+    def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
         if isinstance(domain_event, StepExchange.Replied):
-            return [domain_event.saga_id]
-        return []
+            saga_id: UUID = domain_event.saga_id
+            return saga_id
+        trigger = self._triggers.get(type(domain_event))
+        return None if trigger is None else trigger.saga_id(domain_event)
 
     def policy(
         self,
@@ -231,10 +295,10 @@ class Sagas(_Processor):
             saga = self._receive(Reply.from_event(domain_event.reply))
             processing_event.collect_events(saga)
             return
-        starter = self._starters.get(type(domain_event))
-        if starter is None:
+        trigger = self._triggers.get(type(domain_event))
+        if trigger is None:
             return
-        start = starter(domain_event)
+        start = trigger.start(domain_event)
         if start is None or self._exists(start.saga_id):
             return
         definition = self.registry.latest(start.definition)
@@ -341,15 +405,19 @@ class Sagas(_Processor):
             f"reply:{reply.key}",
         )
 
-    def fire_due_timers(self, now: datetime | None = None) -> int:
+    def fire_due_timers(
+        self, now: datetime | None = None, owns: Callable[[UUID], bool] | None = None
+    ) -> int:
         """Fire every timer due by ``now`` (the clock's time by default); returns how many acted.
 
-        Safe to run concurrently and repeatedly: a timer acts only if its saga still
-        waits for it.
+        ``owns`` limits it to the sagas a worker owns. Safe to run concurrently and
+        repeatedly: a timer acts only if its saga still waits for it.
         """
         moment = now if now is not None else self.clock.now()
         fired = 0
         for saga_id, token in self._query(lambda: self._view.due_timers(moment)):
+            if owns is not None and not owns(saga_id):
+                continue
 
             def fire(saga: Saga, definition: SagaDefinition, token: str = token) -> bool:
                 return saga.fire_timer(token, definition, moment)
@@ -449,6 +517,11 @@ class SagaDispatcher(_Processor):
         self.participants = participants
         self.topics = [get_topic(Saga.StepDispatched), get_topic(Saga.CompensationDispatched)]
 
+    def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
+            return domain_event.originator_id
+        return None
+
     def policy(
         self,
         domain_event: DomainEventProtocol[UUID],
@@ -495,6 +568,11 @@ class SagaEngine:
     service, for the fulfilment saga). ``run_until_idle()`` moves every log along
     until nothing is left to do; ``start()`` does the same in a background thread,
     waking every ``poll_interval`` seconds to look for new messages and due timers.
+
+    Sagas fall into ``partitions`` by id (fixed for a deployment). An engine works on
+    the partitions it owns (all of them, unless told otherwise with :meth:`own`), so
+    several workers share the load and never work on one saga at once; each partition
+    is tracked on its own, so its next owner resumes where the last one stopped.
     """
 
     def __init__(
@@ -504,6 +582,7 @@ class SagaEngine:
         *,
         leaders: Mapping[str, Application[UUID]] | None = None,
         poll_interval: float = 0.2,
+        partitions: int = 1,
     ) -> None:
         missing = sagas.registry.actions() - dispatcher.participants.actions()
         if missing:
@@ -511,36 +590,58 @@ class SagaEngine:
             raise SagaConfigurationError(msg)
         if not 0 < poll_interval <= 60:
             raise SagaConfigurationError("poll_interval must be between 0 and 60 seconds")
+        if not 1 <= partitions <= 1024:
+            raise SagaConfigurationError("partitions must be between 1 and 1024")
         self.sagas = sagas
         self.dispatcher = dispatcher
         self.poll_interval = poll_interval
+        self.partitions = partitions
+        self._owned = frozenset(range(partitions))
         self._leaders = dict(leaders or {})
         for name, app in self._leaders.items():
-            sagas.follow(name, app.notification_log)
-        sagas.follow(dispatcher.name, dispatcher.notification_log)
-        dispatcher.follow(sagas.name, sagas.notification_log)
+            sagas.follow_partitions(name, app.notification_log, partitions)
+        sagas.follow_partitions(dispatcher.name, dispatcher.notification_log, partitions)
+        dispatcher.follow_partitions(sagas.name, sagas.notification_log, partitions)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions this engine works on."""
+        return self._owned
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """Work on these partitions from the next pass on (a worker's leases decide them)."""
+        chosen = frozenset(partitions)
+        if not chosen <= set(range(self.partitions)):
+            raise SagaConfigurationError(f"partitions are 0..{self.partitions - 1}")
+        with self._lock:
+            self._owned = chosen
+
+    def owns(self, saga_id: UUID) -> bool:
+        """Whether the saga falls in a partition this engine owns."""
+        return partition_of(saga_id, self.partitions) in self._owned
+
     def run_once(self) -> int:
-        """One pass over every log and the due timers; returns how many messages moved."""
+        """One pass over every owned partition's logs and due timers; returns what moved."""
         with self._lock:
             before = self.sagas.processed + self.dispatcher.processed
-            for name in self._leaders:
-                self._pull(self.sagas, name)
-            self._pull(self.dispatcher, self.sagas.name)
-            self._pull(self.sagas, self.dispatcher.name)
-            fired = self.sagas.fire_due_timers()
+            for partition in sorted(self._owned):
+                for name in self._leaders:
+                    self._pull(self.sagas, name, partition)
+                self._pull(self.dispatcher, self.sagas.name, partition)
+                self._pull(self.sagas, self.dispatcher.name, partition)
+            everything = len(self._owned) == self.partitions
+            fired = self.sagas.fire_due_timers(owns=None if everything else self.owns)
             return self.sagas.processed + self.dispatcher.processed - before + fired
 
-    @staticmethod
-    def _pull(follower: _Processor, leader: str) -> None:
+    def _pull(self, follower: _Processor, leader: str, partition: int) -> None:
         try:
-            follower.pull_and_process(leader)
+            follower.pull_partition(leader, partition, self.partitions)
         except RecordConflictError:
-            # A command changed the same saga meanwhile; nothing was recorded for this
-            # message, so the next pass processes it again from its tracked position.
+            # A command changed the same saga meanwhile (or another worker took the
+            # message); nothing was recorded for it here, so the next pass sees it again.
             log.info("conflict while processing %s; will retry", leader)
 
     def run_until_idle(self, max_rounds: int = 100_000) -> int:

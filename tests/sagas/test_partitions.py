@@ -1,0 +1,88 @@
+"""Sagas fall into partitions; an engine works only on the partitions it owns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from suuupra_commerce.adapters.memory import InMemoryPriceBook
+from suuupra_commerce.errors import SagaConfigurationError
+from suuupra_commerce.sagas import SagaStatus
+from suuupra_commerce.sagas.orders import fulfilment_saga_id
+from suuupra_commerce.sagas.service import partition_of
+from suuupra_commerce.system import Settings
+from suuupra_commerce.testing.sagas import SagaTestKit
+
+PARTITIONS = 4
+
+
+@pytest.fixture
+def workers(durable: dict[str, str]) -> Iterator[tuple[SagaTestKit, SagaTestKit]]:
+    """Two kits on one durable store, as two worker processes would be, sharing the fakes."""
+    env = {**durable, "COMMERCE_SAGA_PARTITIONS": str(PARTITIONS)}
+    first = SagaTestKit(Settings.from_env(env), price_book=InMemoryPriceBook())
+    second = SagaTestKit(
+        Settings.from_env(env),
+        price_book=first.price_book,
+        clock=first.clock,
+        payments=first.payments,
+        shipping=first.shipping,
+        notifier=first.notifier,
+    )
+    try:
+        yield first, second
+    finally:
+        second.close()
+        first.close()
+
+
+def test_engine_works_only_on_the_partitions_it_owns(
+    workers: tuple[SagaTestKit, SagaTestKit],
+) -> None:
+    first, second = workers
+    first.stock("MUG-1", 100)
+    orders = [first.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}") for n in range(16)]
+    mine = {0, 1}
+    first.commerce.engine.own(mine)
+    second.commerce.engine.own(set())
+    first.commerce.engine.run_until_idle()
+    for order_id in orders:
+        saga = first.commerce.sagas.find(fulfilment_saga_id(order_id))
+        if partition_of(fulfilment_saga_id(order_id), PARTITIONS) in mine:
+            assert saga is not None
+            assert saga.status is SagaStatus.COMPLETED
+        else:
+            assert saga is None, "another worker's saga was started here"
+    second.commerce.engine.own({2, 3})
+    second.commerce.engine.run_until_idle()
+    for order_id in orders:
+        assert first.fulfilment(order_id) is SagaStatus.COMPLETED
+    assert first.violations() == []
+    assert len({partition_of(fulfilment_saga_id(o), PARTITIONS) for o in orders}) == PARTITIONS
+
+
+def test_new_owner_resumes_a_partition_where_the_last_one_stopped(
+    workers: tuple[SagaTestKit, SagaTestKit],
+) -> None:
+    first, second = workers
+    first.stock("MUG-1", 100)
+    orders = [first.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}") for n in range(12)]
+    first.commerce.engine.own(range(PARTITIONS))
+    second.commerce.engine.own(set())
+    first.commerce.engine.run_once()  # part of the way: sagas started, a step or so sent
+    first.commerce.engine.own(set())  # the first worker goes away
+    second.commerce.engine.own(range(PARTITIONS))
+    second.commerce.engine.run_until_idle()
+    for order_id in orders:
+        assert first.fulfilment(order_id) is SagaStatus.COMPLETED
+    assert first.violations() == []
+    captures = [op for op, _ in first.payments.calls if op == "capture"]
+    assert len(captures) == len(orders), "each payment captured once"
+
+
+def test_ownership_outside_the_partitions_is_refused(
+    workers: tuple[SagaTestKit, SagaTestKit],
+) -> None:
+    with pytest.raises(SagaConfigurationError):
+        workers[0].commerce.engine.own({PARTITIONS})
