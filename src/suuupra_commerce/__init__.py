@@ -25,6 +25,7 @@ from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.carts.views import CartView
 from suuupra_commerce.context import CommandContext, ContextLogFilter, command_context
 from suuupra_commerce.errors import (
+    AdapterError,
     AlreadyExistsError,
     AmountOutOfRangeError,
     BusinessRuleError,
@@ -59,6 +60,7 @@ from suuupra_commerce.errors import (
     SagaConfigurationError,
     SagaError,
     SagaNotFoundError,
+    StoreUnavailableError,
     UnknownCurrencyError,
     UnknownDiscountCodeError,
     UnknownSagaDefinitionError,
@@ -187,6 +189,7 @@ __all__ = [
     "ORDER_CANCELLATION",
     "ORDER_FULFILMENT",
     "ROUNDING",
+    "AdapterError",
     "AddItem",
     "AddLocation",
     "AdjustStock",
@@ -345,6 +348,7 @@ __all__ = [
     "Step",
     "StepCommand",
     "StepRetry",
+    "StoreUnavailableError",
     "SystemClock",
     "TaxAssessment",
     "TaxPolicy",

@@ -93,18 +93,18 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
     with _commerce(args) as commerce:
-        engine = commerce.engine
         if args.once:
-            moved = engine.run_until_idle()
+            moved = commerce.engine.run_until_idle()
             out.write(f"moved {moved} messages; idle\n")
             return 0
+        worker = commerce.worker()
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        out.write("saga worker running; SIGINT or SIGTERM stops it\n")
+        partitions = commerce.engine.partitions
+        out.write(f"saga worker running ({partitions} partitions); SIGINT or SIGTERM stops it\n")
         out.flush()
-        with engine:
-            stop.wait()
+        worker.run(stop)
         out.write("saga worker stopped\n")
     return 0
 
@@ -217,9 +217,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     host_help = "module:function returning Commerce's keyword arguments (the host's ports)"
-    worker = commands.add_parser("worker", help="run the saga engine until stopped")
+    worker = commands.add_parser(
+        "worker",
+        help="run the saga engine until stopped, sharing the partitions with other workers",
+    )
     worker.add_argument("--host", help=host_help)
-    worker.add_argument("--once", action="store_true", help="run until idle, then exit")
+    worker.add_argument(
+        "--once",
+        action="store_true",
+        help="run every partition until idle, then exit (while no other worker runs)",
+    )
     worker.set_defaults(run=_worker)
 
     sagas = commands.add_parser("sagas", help="list, show and repair sagas")

@@ -39,9 +39,11 @@ this tree once, at the application boundary, so a host needs to catch only these
     │   ├── AlreadyExistsError                     creating what exists (a registered SKU)
     │   ├── IdempotencyKeyReusedError              same key, different payload
     │   └── OrderLockedError                       a saga holds the order (.saga_id, .step)
-    └── SagaError                                  about sagas, their participants and set-up
-        ├── SagaConfigurationError                 a definition or the participants are unsound
-        └── ReplyPendingError                      a participant took a command, answers later
+    ├── SagaError                                  about sagas, their participants and set-up
+    │   ├── SagaConfigurationError                 a definition or the participants are unsound
+    │   └── ReplyPendingError                      a participant took a command, answers later
+    └── AdapterError                               infrastructure failed; may be retried
+        └── StoreUnavailableError                  a database or broker cannot be reached
 
 A command that raises any of these has written nothing.
 """
@@ -52,6 +54,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "AdapterError",
     "AlreadyExistsError",
     "AmountOutOfRangeError",
     "BusinessRuleError",
@@ -86,6 +89,7 @@ __all__ = [
     "SagaConfigurationError",
     "SagaError",
     "SagaNotFoundError",
+    "StoreUnavailableError",
     "UnknownCurrencyError",
     "UnknownDiscountCodeError",
     "UnknownSagaDefinitionError",
@@ -342,3 +346,14 @@ class ReplyPendingError(SagaError):
     to :meth:`suuupra_commerce.sagas.Sagas.deliver_reply`. Until it arrives the
     step's timeout runs.
     """
+
+
+# --- infrastructure --------------------------------------------------------------------------
+
+
+class AdapterError(CommerceError):
+    """An adapter (a database, a broker) failed; what was asked may be retried."""
+
+
+class StoreUnavailableError(AdapterError):
+    """A database or broker cannot be reached, or dropped the connection."""

@@ -48,6 +48,7 @@ from suuupra_commerce.sagas.orders import (
     fulfilment_trigger,
 )
 from suuupra_commerce.sagas.service import Participants, SagaDispatcher, SagaEngine, Sagas
+from suuupra_commerce.sagas.workers import PartitionLeases, SagaWorker, SoleLeases
 
 __all__ = ["Commerce", "Settings"]
 
@@ -234,6 +235,31 @@ class Commerce:
     def from_env(cls, env: Mapping[str, str] | None = None, **ports: Any) -> Commerce:
         """Build from ``env`` (then ``os.environ``); ``ports`` as for the constructor."""
         return cls(Settings.from_env(env), **ports)
+
+    def worker(
+        self, leases: PartitionLeases | None = None, *, balance_interval: float = 1.0
+    ) -> SagaWorker:
+        """A saga worker that shares the partitions with the deployment's other workers.
+
+        On PostgreSQL the leases are advisory locks on the store's server (a worker that
+        dies frees its partitions at once); on the embedded stores a worker is alone and
+        owns every partition.
+        """
+        if leases is None:
+            leases = self._default_leases()
+        return SagaWorker(self.engine, leases, balance_interval=balance_interval)
+
+    def _default_leases(self) -> PartitionLeases:
+        if self.settings.persistence != "postgres":
+            return SoleLeases()
+        # Imported here: it needs psycopg, which only the postgres extra installs.
+        from suuupra_commerce.adapters.postgres_leases import PostgresPartitionLeases
+
+        where = self.settings.postgres
+        namespace = (
+            f"{where.get('POSTGRES_DBNAME', '')}/{where.get('POSTGRES_SCHEMA', 'public')}/sagas"
+        )
+        return PostgresPartitionLeases(where, namespace)
 
     def close(self) -> None:
         """Stop the saga engine's thread, if it runs, and close every application's connections."""
