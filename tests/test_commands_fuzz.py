@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 import suuupra_commerce  # noqa: F401 - imports every command module
 from suuupra_commerce.commands import Command
 from suuupra_commerce.errors import InvalidCommandError
+from suuupra_commerce.testing import strategies as cst
 
 
 def _all_commands() -> list[type[Command]]:
@@ -26,54 +26,6 @@ def _all_commands() -> list[type[Command]]:
 
 COMMANDS = _all_commands()
 
-hostile_text = st.one_of(
-    st.text(max_size=40),
-    st.sampled_from(
-        [
-            "",
-            " ",
-            "\x00",
-            "MUG\x00-1",
-            "x" * 257,
-            "é" * 200,
-            "ＭＵＧ-１",  # fullwidth look-alikes  # noqa: RUF001
-            "MUG-1'; DROP TABLE inventory_events; --",
-            "../../etc/passwd",
-            "NaN",
-            "Infinity",
-            "-0",
-            "1e999999",
-            "9" * 5000,
-            "USD",
-            "usd",
-            "0.001",
-        ]
-    ),
-)
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.sampled_from([0, -1, 2**63, -(2**63), 10**30, 1_000_001]),
-    st.floats(allow_nan=True, allow_infinity=True),
-    hostile_text,
-    st.uuids().map(str),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
-def payloads(command: type[Command]) -> st.SearchStrategy[dict[str, Any]]:
-    """Dicts over the command's own field names (and strays), with hostile values."""
-    fields = sorted(command.model_fields)
-    keys = st.one_of(st.sampled_from(fields), st.text(max_size=12)) if fields else st.text()
-    return st.dictionaries(keys, json_values, max_size=len(fields) + 2)
-
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.__name__)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,7 +33,7 @@ def payloads(command: type[Command]) -> st.SearchStrategy[dict[str, Any]]:
 def test_command_is_valid_or_raises_invalid_command_error_when_fed_any_payload(
     command: type[Command], data: st.DataObject
 ) -> None:
-    payload = data.draw(payloads(command))
+    payload = data.draw(cst.command_payloads(command))
     try:
         built = command.model_validate(payload)
     except InvalidCommandError as error:
