@@ -50,6 +50,7 @@ from suuupra_commerce.errors import (
 from suuupra_commerce.money import Money
 from suuupra_commerce.ports import Clock, PricedLine, PriceQuote
 from suuupra_commerce.pricing import Pricing, Quote
+from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
 __all__ = ["Carts", "OrderPlacement", "SnapshotPriceBook"]
@@ -96,6 +97,7 @@ def _positive(value: timedelta, what: str) -> timedelta:
     return value
 
 
+@traced_service
 class Carts(CommerceApplication):
     """Shopping carts: create, change, merge on login, expire, and check out into an order.
 

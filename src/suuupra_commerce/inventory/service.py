@@ -44,6 +44,7 @@ from suuupra_commerce.inventory.views import (
     InventorySummary,
 )
 from suuupra_commerce.ports import Clock
+from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier, check_quantity, check_sku
 
 __all__ = ["Inventory", "ReservationView", "ReservedLine"]
@@ -78,6 +79,7 @@ class ReservationView:
     expires_at: datetime
 
 
+@traced_service
 class Inventory(CommerceApplication):
     """Stock per SKU and location, reservations that never oversell, and stock queries.
 

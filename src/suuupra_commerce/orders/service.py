@@ -50,6 +50,7 @@ from suuupra_commerce.orders.policy import CancellationPolicy, StandardCancellat
 from suuupra_commerce.orders.views import OrderReadModel, OrderSummary, OrderView
 from suuupra_commerce.ports import Clock
 from suuupra_commerce.pricing import Pricing, Quote
+from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
 __all__ = ["Orders"]
@@ -57,6 +58,7 @@ __all__ = ["Orders"]
 T = TypeVar("T")
 
 
+@traced_service
 class Orders(CommerceApplication):
     """Places orders (idempotently, reserving stock all-or-nothing) and moves them through life."""
 

@@ -64,6 +64,7 @@ from suuupra_commerce.sagas.domain import (
     StepKey,
 )
 from suuupra_commerce.sagas.views import SagaReadModel, SagaStatistics, SagaSummary, SagaView
+from suuupra_commerce.tracing import span, traced_service
 
 __all__ = [
     "Handler",
@@ -255,6 +256,7 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         ]
 
 
+@traced_service
 class Sagas(_Processor):
     """The saga store: starts sagas, applies replies and timers, answers operators."""
 
@@ -537,18 +539,34 @@ class SagaDispatcher(_Processor):
             exchange = StepExchange.open(command.idempotency_key, command.action)
         context = {"saga_id": str(command.saga_id), "action": command.action}
         # The participants' own writes continue the saga's correlation, caused by this step.
-        with command_context(command.correlation_id, command.idempotency_key):
+        attributes = {
+            "saga.id": str(command.saga_id),
+            "saga.step": command.step,
+            "saga.phase": command.phase.value,
+            "saga.attempt": command.attempt,
+            "saga.delivery": command.delivery,
+            "saga.key": command.idempotency_key,
+        }
+        with (
+            command_context(command.correlation_id, command.idempotency_key),
+            span(f"saga.{command.action}", attributes) as current,
+        ):
+            outcome = "succeeded"
             try:
                 result = self.participants.handle(command)
                 reply = Reply.success(command.key, result)
             except ReplyPendingError:
                 log.info("participant will answer later", extra=context)
                 exchange.accept(command.delivery)
+                outcome = "pending"
             except Exception as error:  # noqa: BLE001 - every failure is a reply the saga judges
                 log.info("participant failed: %s", error, extra=context)
                 exchange.reply(Reply.failure(command.key, error), command.delivery)
+                outcome = f"failed: {type(error).__name__}"
             else:
                 exchange.reply(reply, command.delivery)
+            if current is not None:
+                current.set_attribute("saga.outcome", outcome)
         processing_event.collect_events(exchange)
 
     def replies(self, key: StepKey) -> list[Reply]:
