@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck contracts pytest clean
+.PHONY: demo test lint typecheck contracts docs pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed  ## run the end-to-end demo on the embedded default (SQLite)
 	$(BIN)/python -m suuupra_commerce.demo
 
-test: lint typecheck contracts pytest  ## everything CI runs
+test: lint typecheck contracts docs pytest  ## everything CI runs
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples benchmarks
@@ -33,8 +33,11 @@ typecheck: $(VENV)/.installed-dev
 contracts: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
+docs: $(VENV)/.installed-dev  ## the documentation site, warnings as errors
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache data .site

@@ -220,8 +220,8 @@ class Money:
     Money('19.90', 'USD')
     >>> str(price * 3)
     '59.70 USD'
-    >>> [str(part) for part in Money("10", "USD").split(3)]
-    ['3.34 USD', '3.33 USD', '3.33 USD']
+    >>> print(*Money("10", "USD").split(3), sep=", ")
+    3.34 USD, 3.33 USD, 3.33 USD
     """
 
     __slots__ = ("amount", "currency")
@@ -395,8 +395,8 @@ class Money:
         tie), so every part is within one minor unit of its exact share. A negative amount is
         allocated as its absolute value, then negated.
 
-        >>> [str(m) for m in Money("0.05", "USD").allocate([3, 7])]
-        ['0.02 USD', '0.03 USD']
+        >>> print(*Money("0.05", "USD").allocate([3, 7]), sep=", ")
+        0.02 USD, 0.03 USD
         """
         weights = _integer_weights(ratios)
         total_weight = sum(weights)

@@ -51,8 +51,8 @@ class StepRetry:
     (or one of its base classes) is named in ``non_retryable``, the step has failed.
 
     >>> retry = StepRetry(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0)
-    >>> [retry.delay(n).total_seconds() for n in (1, 2, 3)]
-    [1.0, 2.0, 4.0]
+    >>> print(*(retry.delay(n) for n in (1, 2, 3)), sep=", ")
+    0:00:01, 0:00:02, 0:00:04
     """
 
     initial_interval: timedelta = timedelta(seconds=1)
