@@ -29,6 +29,10 @@ POSTGRES = {
     "POSTGRES_PORT": os.environ.get("TEST_POSTGRES_PORT", "5432"),
     "POSTGRES_USER": os.environ.get("TEST_POSTGRES_USER", "postgres"),
     "POSTGRES_PASSWORD": os.environ.get("TEST_POSTGRES_PASSWORD", ""),
+    # Each service has a pool of its own, opened eagerly: keep tests within the server's
+    # connection slots, even when several stores are open at once.
+    "POSTGRES_POOL_SIZE": "1",
+    "POSTGRES_MAX_OVERFLOW": "7",
 }
 
 

@@ -11,8 +11,11 @@ from suuupra_commerce.carts.domain import Cart
 from suuupra_commerce.inventory.domain import InventoryItem
 from suuupra_commerce.inventory.views import InventoryReadModel
 from suuupra_commerce.orders.domain import Order
+from suuupra_commerce.sagas.domain import Saga, StepExchange
+from suuupra_commerce.sagas.views import SagaReadModel
 
-AGGREGATES = [InventoryItem, Order, Cart]
+AGGREGATES = [InventoryItem, Order, Cart, Saga, StepExchange]
+IRREGULAR_PAST = {"Placed", "Held", "Stuck"}
 
 
 def _own_events(aggregate: type[Aggregate]) -> dict[str, type[Aggregate.Event]]:
@@ -41,10 +44,17 @@ def test_each_event_is_applied_by_a_decorated_method_when_replayed(
 @pytest.mark.parametrize("aggregate", AGGREGATES, ids=lambda a: a.__name__)
 def test_event_names_are_past_tense_when_declared(aggregate: type[Aggregate]) -> None:
     for name in _own_events(aggregate):
-        assert name.endswith(("ed", "Needed", "Out")) or name in {"Placed"}, name
+        assert name.endswith(("ed", "Needed", "Out")) or name in IRREGULAR_PAST, name
 
 
 def test_inventory_read_model_folds_every_inventory_event_when_built() -> None:
     handled = set(InventoryReadModel()._handlers) | {InventoryItem.Registered}
     recorded = {cls for name, cls in _own_events(InventoryItem).items() if name != "Created"}
+    assert recorded == handled
+
+
+def test_saga_read_model_folds_every_saga_event_when_built() -> None:
+    model = SagaReadModel()
+    handled = set(model._handlers) | {Saga.Started}
+    recorded = {cls for name, cls in _own_events(Saga).items() if name != "Created"}
     assert recorded == handled

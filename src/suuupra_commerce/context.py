@@ -37,10 +37,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """The correlation id of the work under way, and the cause of the write at hand."""
+    """The correlation id of the work under way, the cause of the write at hand, and the
+    saga it is done for (``None`` outside a saga's step)."""
 
     correlation_id: str
     causation_id: str
+    saga_id: str | None = None
 
     def metadata(self) -> dict[str, str]:
         """The context as it is stored on events."""
@@ -61,7 +63,7 @@ def current_context() -> CommandContext | None:
 
     >>> with command_context("req-1"):
     ...     current_context()
-    CommandContext(correlation_id='req-1', causation_id='req-1')
+    CommandContext(correlation_id='req-1', causation_id='req-1', saga_id=None)
     >>> current_context() is None
     True
     """
@@ -70,12 +72,15 @@ def current_context() -> CommandContext | None:
 
 @contextmanager
 def command_context(
-    correlation_id: str | None = None, causation_id: str | None = None
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    saga_id: str | None = None,
 ) -> Iterator[CommandContext]:
     """Record everything written inside the block as part of ``correlation_id``.
 
     Without a correlation id, the block continues the context around it (or starts a new
-    one); without a causation id, the correlation id is the cause.
+    one); without a causation id, the correlation id is the cause. ``saga_id`` says the
+    writes are a saga's step (the saga engine sets it; inner blocks keep it).
     """
     outer = _current.get()
     if correlation_id is not None:
@@ -85,7 +90,8 @@ def command_context(
     check_identifier(correlation, "correlation id")
     cause = correlation if causation_id is None else causation_id
     check_identifier(cause, "causation id")
-    context = CommandContext(correlation, cause)
+    saga = saga_id if saga_id is not None else (outer.saga_id if outer else None)
+    context = CommandContext(correlation, cause, saga)
     token = _current.set(context)
     try:
         yield context

@@ -317,13 +317,13 @@ class OrderLockedError(ConflictError):
     that saga has ended.
     """
 
-    def __init__(self, order_id: object, saga_id: object, step: str) -> None:
+    def __init__(self, order_id: object, saga_id: object, step: str = "") -> None:
         self.order_id = order_id
         self.saga_id = saga_id
         self.step = step
+        where = f" (at step {step})" if step else ""
         super().__init__(
-            f"order {order_id} is held by saga {saga_id} (at step {step}); "
-            "try again when that saga has ended"
+            f"order {order_id} is held by saga {saga_id}{where}; try again when that saga has ended"
         )
 
 

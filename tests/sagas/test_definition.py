@@ -98,6 +98,7 @@ def test_registry_keeps_old_versions_beside_new_ones() -> None:
 def test_fulfilment_has_its_pivot_at_the_capture_and_compensates_only_before_it() -> None:
     names = [s.name for s in ORDER_FULFILMENT.steps]
     assert names == [
+        "accept_order",
         "reserve_stock",
         "authorize_payment",
         "confirm_order",
@@ -107,6 +108,7 @@ def test_fulfilment_has_its_pivot_at_the_capture_and_compensates_only_before_it(
     ]
     assert ORDER_FULFILMENT.pivot_index == names.index("capture_payment")
     assert {s.name for s in ORDER_FULFILMENT.steps if s.compensation} == {
+        "accept_order",
         "reserve_stock",
         "authorize_payment",
     }
@@ -121,5 +123,6 @@ def test_mermaid_draws_every_step_and_compensation_when_exported() -> None:
         assert step.action in drawing
     assert "capture_payment (pivot)" in drawing
     assert "undo authorize_payment<br/>payments.void" in drawing
-    # the void runs before the rejection that releases the stock
-    assert 'c1["undo authorize_payment<br/>payments.void"] -.-> c0' in drawing
+    # the void runs first, then the stock is released, then the order rejected
+    assert 'c2["undo authorize_payment<br/>payments.void"] -.-> c1' in drawing
+    assert 'c1["undo reserve_stock<br/>inventory.release_order"] -.-> c0' in drawing

@@ -9,16 +9,24 @@ from uuid import UUID
 
 import pytest
 
-from suuupra_commerce.errors import OrderLockedError, ReplyPendingError
+from suuupra_commerce.errors import InvalidInputError, OrderLockedError, ReplyPendingError
 from suuupra_commerce.inventory.domain import ReservationStatus, reservation_id_for
 from suuupra_commerce.money import Money
-from suuupra_commerce.orders.commands import ApproveCancellation, CancelOrder
+from suuupra_commerce.orders.commands import (
+    ApproveCancellation,
+    CancelOrder,
+    HoldOrder,
+    ReleaseOrder,
+    ShipOrder,
+    StartFulfilment,
+)
 from suuupra_commerce.orders.lifecycle import OrderStatus, PaymentStatus
 from suuupra_commerce.sagas import (
     ORDER_CANCELLATION,
     ORDER_FULFILMENT,
     CancellationOutcome,
     Participants,
+    ResolveSaga,
     RetrySagaStep,
     SagaDefinition,
     SagaDispatcher,
@@ -72,7 +80,8 @@ def test_declined_payment_compensates_by_releasing_stock_and_cancelling(kit: Sag
     assert (
         "StepFailed: attempt 1 failed (payment declined: insufficient funds); no retry" in timeline
     )
-    assert "CompensationDispatched: sent orders.reject to undo reserve_stock" in timeline
+    assert "CompensationDispatched: sent inventory.release_order to undo reserve_stock" in timeline
+    assert "CompensationDispatched: sent orders.reject to undo accept_order" in timeline
     assert kit.violations() == []
 
 
@@ -257,7 +266,7 @@ def test_saga_finishes_on_the_version_it_started_with(kit: SagaTestKit) -> None:
     kit.commerce.sagas.registry.register(v2)
     second = kit.place("k-2", {"MUG-1": 1})
     kit.settle()
-    for order_id, version, steps in ((first, 1, 6), (second, 2, 7)):
+    for order_id, version, steps in ((first, 1, 7), (second, 2, 8)):
         view = kit.commerce.sagas.get(fulfilment_saga_id(order_id))
         assert (view.status, view.version) == (COMPLETED, version)
         assert len(view.results) == steps
@@ -344,3 +353,55 @@ def test_timeout_fires_within_the_poll_interval_when_the_engine_runs_in_backgrou
     assert 0 <= lateness <= poll + 1.0
     sagas.close()
     dispatcher.close()
+
+
+def test_orders_refuse_commands_not_made_for_the_saga_holding_the_order(
+    kit: SagaTestKit,
+) -> None:
+    kit.shipping.fail_next("create_shipment")
+    order_id = kit.place("k-1", {"MUG-1": 1})
+    kit.commerce.engine.run_until_idle()  # captured; the shipment waits for its retry
+    held_by = str(fulfilment_saga_id(order_id))
+    assert kit.commerce.orders.aggregate(order_id).held_by == held_by
+    with pytest.raises(OrderLockedError) as refused:
+        kit.commerce.orders.cancel(CancelOrder(order_id=order_id))
+    assert str(refused.value.saga_id) == held_by
+    with pytest.raises(OrderLockedError):
+        kit.commerce.orders.start_fulfilment(StartFulfilment(order_id=order_id))
+    kit.settle()
+    assert kit.fulfilment(order_id) is COMPLETED
+    assert kit.commerce.orders.aggregate(order_id).held_by is None, "booked: let go"
+    kit.commerce.orders.ship(ShipOrder(order_id=order_id, shipment_id="parcel-1"))
+
+
+def test_compensation_lets_the_order_go(kit: SagaTestKit) -> None:
+    kit.payments.decline("insufficient funds")
+    order_id = kit.place("k-1", {"MUG-1": 1})
+    kit.settle()
+    assert kit.fulfilment(order_id) is COMPENSATED
+    assert kit.commerce.orders.aggregate(order_id).held_by is None
+
+
+def test_stuck_saga_keeps_its_hold_until_an_operator_frees_the_order(kit: SagaTestKit) -> None:
+    kit.shipping.fail_next("create_shipment", times=12)
+    order_id = kit.place("k-1", {"MUG-1": 1})
+    kit.settle()
+    saga_id = fulfilment_saga_id(order_id)
+    assert kit.fulfilment(order_id) is STUCK
+    kit.commerce.sagas.resolve(
+        ResolveSaga(saga_id=saga_id, outcome="completed", by="ops-ann", reason="booked by phone")
+    )
+    assert kit.commerce.orders.aggregate(order_id).held_by == str(saga_id)
+    kit.commerce.orders.release(
+        ReleaseOrder(order_id=order_id, by="ops-ann", reason="saga resolved by hand")
+    )
+    order = kit.commerce.orders.aggregate(order_id)
+    assert order.held_by is None
+    kit.commerce.orders.start_fulfilment(StartFulfilment(order_id=order_id))
+    assert kit.commerce.orders.get(order_id).status is OrderStatus.PROCESSING
+
+
+def test_only_a_sagas_step_may_hold_an_order(kit: SagaTestKit) -> None:
+    order_id = kit.place("k-1", {"MUG-1": 1})
+    with pytest.raises(InvalidInputError, match="saga"):
+        kit.commerce.orders.hold(HoldOrder(order_id=order_id))

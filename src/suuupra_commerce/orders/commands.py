@@ -23,6 +23,7 @@ __all__ = [
     "DeliverOrder",
     "FailPayment",
     "FailRefund",
+    "HoldOrder",
     "OrderCommand",
     "OrderLineRequest",
     "PlaceOrder",
@@ -31,6 +32,7 @@ __all__ = [
     "RejectCancellation",
     "RejectOrder",
     "RejectReturn",
+    "ReleaseOrder",
     "RequestReturn",
     "ShipOrder",
     "StartFulfilment",
@@ -161,6 +163,17 @@ class CancelOrder(OrderCommand):
 class RejectOrder(OrderCommand):
     """Cancel an order that cannot be fulfilled (nothing captured), whatever the policy says."""
 
+    reason: Identifier
+
+
+class HoldOrder(OrderCommand):
+    """A saga's step takes the order: other commands are refused until the saga lets go."""
+
+
+class ReleaseOrder(OrderCommand):
+    """An operator frees an order a saga holds (after resolving that saga by hand)."""
+
+    by: Identifier
     reason: Identifier
 
 

@@ -28,6 +28,7 @@ from suuupra_commerce.errors import (
     InvalidIdentifierError,
     InvalidInputError,
     InvalidQuantityError,
+    OrderLockedError,
     RefundExceedsPaymentError,
 )
 from suuupra_commerce.money import Money, sum_money
@@ -204,6 +205,7 @@ class Order(CommerceAggregate):
         self.stock_reserved = False
         self.stock_released = False
         self.cancellation_reason: str | None = None
+        self.held_by: str | None = None
         self.cancellation_fee = zero
         self.history: list[str] = [OrderStatus.PENDING.value]
 
@@ -334,6 +336,47 @@ class Order(CommerceAggregate):
         if not self.stock_reserved or self.stock_released:
             return []
         return [sku for sku, line in self.lines.items() if line.unshipped]
+
+    # --- the hold of a saga (a semantic lock) ------------------------------------------------
+
+    class Held(Aggregate.Event):
+        saga_id: str
+
+    def hold(self, saga_id: str) -> None:
+        """A saga takes the order: commands not made for it are refused until it lets go.
+
+        Holding it again for the same saga is a no-op; for another, ``OrderLockedError``.
+        """
+        check_identifier(saga_id, "saga id")
+        if self.held_by == saga_id:
+            return
+        self.check_hold(saga_id)
+        self._held(saga_id)
+
+    @event(Held)
+    def _held(self, saga_id: str) -> None:
+        self.held_by = saga_id
+
+    class Released(Aggregate.Event):
+        saga_id: str
+        by: str
+        reason: str
+
+    def release(self, by: str, reason: str) -> None:
+        """Let go of the order (the saga holding it, or an operator); a no-op if not held."""
+        check_identifier(by, "released by")
+        check_identifier(reason, "reason")
+        if self.held_by is not None:
+            self._released(self.held_by, by, reason)
+
+    @event(Released)
+    def _released(self, saga_id: str, by: str, reason: str) -> None:
+        self.held_by = None
+
+    def check_hold(self, acting_saga: str | None) -> None:
+        """Refuse a command unless the order is free or held by ``acting_saga``."""
+        if self.held_by is not None and self.held_by != acting_saga:
+            raise OrderLockedError(self.id, self.held_by)
 
     # --- simple status moves ------------------------------------------------------------------
 

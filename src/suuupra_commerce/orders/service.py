@@ -16,7 +16,12 @@ from typing import TypeVar
 from uuid import UUID
 
 from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
-from suuupra_commerce.errors import IdempotencyKeyReusedError, OrderNotFoundError
+from suuupra_commerce.context import current_context
+from suuupra_commerce.errors import (
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    OrderNotFoundError,
+)
 from suuupra_commerce.inventory.commands import ReservationLine, ReserveStock
 from suuupra_commerce.inventory.service import Inventory
 from suuupra_commerce.money import Money
@@ -32,12 +37,14 @@ from suuupra_commerce.orders.commands import (
     DeliverOrder,
     FailPayment,
     FailRefund,
+    HoldOrder,
     PlaceOrder,
     ReceiveReturn,
     RefundPayment,
     RejectCancellation,
     RejectOrder,
     RejectReturn,
+    ReleaseOrder,
     RequestReturn,
     ShipOrder,
     StartFulfilment,
@@ -54,6 +61,13 @@ from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
 __all__ = ["Orders"]
+
+
+def _acting_saga() -> str | None:
+    """The saga whose step is running, if any (the saga engine says so in the context)."""
+    context = current_context()
+    return None if context is None else context.saga_id
+
 
 T = TypeVar("T")
 
@@ -196,12 +210,30 @@ class Orders(CommerceApplication):
     def _order(self, order_id: UUID) -> Order:
         return self._load(Order, order_id, OrderNotFoundError(order_id))
 
-    def _change(self, order_id: UUID, decide: Callable[[Order], T]) -> T:
-        """Load, decide (inventory part included), save; the whole is retried on conflict."""
+    def _change(
+        self,
+        order_id: UUID,
+        decide: Callable[[Order], T],
+        *,
+        hold: bool = False,
+        release: bool = False,
+    ) -> T:
+        """Load, decide (inventory part included), save; the whole is retried on conflict.
+
+        An order a saga holds takes commands only from that saga's steps. ``hold`` makes
+        the acting saga take the order with the change, ``release`` lets it go with it:
+        one write either way.
+        """
+        acting = _acting_saga()
 
         def attempt() -> T:
             order = self._order(order_id)
+            order.check_hold(acting)
             result = decide(order)
+            if acting is not None and hold:
+                order.hold(acting)
+            if acting is not None and release and order.held_by == acting:
+                order.release("saga", "its work on the order is done")
             self.save(order)
             return result
 
@@ -218,9 +250,9 @@ class Orders(CommerceApplication):
 
         self._change(cmd.order_id, decide)
 
-    def start_fulfilment(self, cmd: StartFulfilment) -> None:
-        """Confirmed -> processing."""
-        self._change(cmd.order_id, lambda order: order.start_fulfilment())
+    def start_fulfilment(self, cmd: StartFulfilment, *, release_hold: bool = False) -> None:
+        """Confirmed -> processing; ``release_hold``: the acting saga lets the order go."""
+        self._change(cmd.order_id, lambda order: order.start_fulfilment(), release=release_hold)
 
     def ship(self, cmd: ShipOrder) -> dict[str, int]:
         """Ship units (all that is left when no lines are given); stock leaves inventory first.
@@ -248,9 +280,12 @@ class Orders(CommerceApplication):
 
     # --- payment ------------------------------------------------------------------------------
 
-    def authorize_payment(self, cmd: AuthorizePayment) -> None:
-        """Record that the gateway authorized the order total."""
-        self._change(cmd.order_id, lambda order: order.authorize_payment(cmd.reference))
+    def authorize_payment(self, cmd: AuthorizePayment, *, hold: bool = False) -> None:
+        """Record that the gateway authorized the order total.
+
+        ``hold``: the acting saga takes the order with it (see :meth:`Order.hold`).
+        """
+        self._change(cmd.order_id, lambda order: order.authorize_payment(cmd.reference), hold=hold)
 
     def capture_payment(self, cmd: CapturePayment) -> None:
         """Record that the gateway captured the authorized amount."""
@@ -310,7 +345,23 @@ class Orders(CommerceApplication):
                 self.inventory.release_order(str(order.id), holding, "order rejected")
             return done
 
-        return self._change(cmd.order_id, decide)
+        return self._change(cmd.order_id, decide, release=True)
+
+    def hold(self, cmd: HoldOrder) -> None:
+        """A saga's step takes the order (see :meth:`Order.hold`); only a saga's step may."""
+        if _acting_saga() is None:
+            raise InvalidInputError("only a saga's step holds an order")
+        self._change(cmd.order_id, lambda order: None, hold=True)
+
+    def release(self, cmd: ReleaseOrder) -> None:
+        """Operator: free an order a saga holds (after resolving that saga by hand)."""
+
+        def attempt() -> None:
+            order = self._order(cmd.order_id)
+            order.release(cmd.by, cmd.reason)
+            self.save(order)
+
+        self._run(attempt, writes=[cmd.order_id])
 
     def approve_cancellation(self, cmd: ApproveCancellation) -> None:
         """Approve a requested cancellation: stock is released and the policy's refund started."""

@@ -4,12 +4,14 @@
 orders' log, so a crash between placing an order and starting its saga loses
 nothing)::
 
-    reserve_stock -> authorize_payment -> confirm_order -> capture_payment (pivot)
-                  -> create_shipment -> notify_customer
+    accept_order -> reserve_stock -> authorize_payment -> confirm_order
+                 -> capture_payment (pivot) -> create_shipment -> notify_customer
 
-Undoing it, newest first: void the authorization, then reject the order (its stock is
-released and it is cancelled). After the capture, nothing is undone: a step that keeps
-failing parks the saga as STUCK for an operator.
+Accepting the order makes the saga hold it (a semantic lock: the orders service refuses
+commands not made for the saga) until the shipment is booked. Undoing it, newest first:
+void the authorization, release the stock, reject the order (cancelled, and let go).
+After the capture, nothing is undone: a step that keeps failing parks the saga as STUCK
+for an operator, and the order stays held until it is resolved (``Orders.release``).
 
 **Cancellation** (``OrderSagas.cancel``)::
 
@@ -18,9 +20,9 @@ failing parks the saga as STUCK for an operator.
 It only moves forward: once stock is released the order is being cancelled, and a
 refund that keeps failing parks the saga for an operator.
 
-A fulfilment under way holds its order: ``OrderSagas.cancel`` turns a cancellation
-before the capture into the saga's compensation, and refuses one after it with
-``OrderLockedError`` until the saga has ended.
+``OrderSagas.cancel`` turns a cancellation before the capture into the fulfilment's
+compensation, and refuses one after it with ``OrderLockedError`` until the saga has
+ended; ``Orders.cancel`` on a held order is refused the same way.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from suuupra_commerce.orders.commands import (
     CompleteRefund,
     ConfirmOrder,
     FailPayment,
+    HoldOrder,
     RejectOrder,
     StartFulfilment,
     VoidPayment,
@@ -94,9 +97,15 @@ ORDER_FULFILMENT = SagaDefinition(
     description="Take a placed order to a booked shipment, or undo it.",
     steps=(
         Step(
+            "accept_order",
+            action="orders.accept",
+            compensation="orders.reject",
+            retry=StepRetry(non_retryable=FINAL),
+        ),
+        Step(
             "reserve_stock",
             action="inventory.reserve",
-            compensation="orders.reject",
+            compensation="inventory.release_order",
             retry=StepRetry(non_retryable=FINAL),
         ),
         Step(
@@ -205,6 +214,7 @@ class OrderParticipants:
     def handlers(self) -> dict[str, Handler]:
         """The actions these participants perform (those of missing ports left out)."""
         found: dict[str, Handler] = {
+            "orders.accept": self.accept_order,
             "inventory.reserve": self.reserve_stock,
             "inventory.release_order": self.release_stock,
             "orders.reject": self.reject_order,
@@ -263,8 +273,16 @@ class OrderParticipants:
 
     # --- orders -------------------------------------------------------------------------------
 
+    def accept_order(self, command: StepCommand) -> dict[str, Any]:
+        """Take a pending order for the saga: it holds the order until it lets it go."""
+        order = self._order(command)
+        if order.status is not OrderStatus.PENDING:
+            raise IllegalTransitionError("order", order.status.value, "fulfil")
+        self.orders.hold(HoldOrder(order_id=order.id))
+        return {}
+
     def reject_order(self, command: StepCommand) -> dict[str, Any]:
-        """Undo the placement: release the order's stock and cancel it (no policy)."""
+        """Undo the acceptance: cancel the order (no policy), release its stock, let it go."""
         rejected = self.orders.reject(
             RejectOrder(order_id=_order_id(command), reason="fulfilment could not complete")
         )
@@ -425,7 +443,7 @@ class OrderParticipants:
             )
         )
         if order.status is OrderStatus.CONFIRMED:
-            self.orders.start_fulfilment(StartFulfilment(order_id=order.id))
+            self.orders.start_fulfilment(StartFulfilment(order_id=order.id), release_hold=True)
         elif order.status is not OrderStatus.PROCESSING:
             raise IllegalTransitionError("order", order.status.value, "start fulfilment of")
         return {

@@ -548,7 +548,7 @@ class SagaDispatcher(_Processor):
             "saga.key": command.idempotency_key,
         }
         with (
-            command_context(command.correlation_id, command.idempotency_key),
+            command_context(command.correlation_id, command.idempotency_key, str(command.saga_id)),
             span(f"saga.{command.action}", attributes) as current,
         ):
             outcome = "succeeded"

@@ -626,6 +626,13 @@ class SagaTestKit:
                 kept = f"{captured} captured, more than the {order.cancellation_fee} fee"
                 found.append(f"order {order_id} is cancelled with {kept}")
         saga = c.sagas.find(fulfilment_saga_id(order_id))
+        if (
+            saga is not None
+            and saga.status in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
+            and not any(e.event == "OperatorActed" for e in saga.timeline)
+            and order.held_by is not None
+        ):
+            found.append(f"order {order_id}: its fulfilment ended but still holds it")
         if saga is not None and saga.status is SagaStatus.COMPENSATED:
             open_auths = [a for a in self.payments.of_order(order_id) if a.status != "voided"]
             if open_auths:
