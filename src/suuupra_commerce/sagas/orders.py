@@ -100,7 +100,11 @@ ORDER_FULFILMENT = SagaDefinition(
             "accept_order",
             action="orders.accept",
             compensation="orders.reject",
-            retry=StepRetry(non_retryable=FINAL),
+            # A write to our own store: retried for days rather than given up, since giving
+            # up would leave the placed order pending with nothing to undo.
+            retry=StepRetry(
+                max_attempts=1000, max_interval=timedelta(minutes=10), non_retryable=FINAL
+            ),
         ),
         Step(
             "reserve_stock",
