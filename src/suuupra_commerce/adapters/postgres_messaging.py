@@ -1,14 +1,15 @@
 """PostgreSQL messaging: LISTEN/NOTIFY waiters, a table-backed bus, dedupe and relay positions.
 
-The bus keeps messages in one table and, per consumer group, a cursor and the
-deliveries not yet acknowledged. Messages are read in commit order without gaps: each
-row records the id of the transaction that wrote it (``xid8``), and a reader takes
-only rows whose transaction is older than every transaction still running
-(``tx < pg_snapshot_xmin(pg_current_snapshot())``), ordered by ``(tx, id)``: a row
-committed late can never land behind a cursor that has passed it. Overdue
-deliveries are taken over with ``SELECT ... FOR UPDATE SKIP LOCKED``, so consumers of
-one group never block each other. Publishing notifies a channel; a consumer that
-finds nothing waits on it (LISTEN) instead of polling.
+The bus keeps messages in one table and, per consumer group, a cursor (the last
+message id handed to the group) and the deliveries not yet acknowledged. A cursor
+must never pass a message that commits later with a smaller id, so publishers of a
+topic take turns: each publish takes a transaction-scoped advisory lock on its topic
+before inserting, and the lock is let go only once its commit is visible; ids of one
+topic therefore become visible in order. (Publishers of different topics do not wait
+for each other; the relay, the usual publisher, publishes one batch at a time anyway.)
+Overdue deliveries are taken over with ``SELECT ... FOR UPDATE SKIP LOCKED``, so
+consumers of one group never block each other on them. Publishing notifies a
+channel; a consumer that finds nothing waits on it (LISTEN) instead of polling.
 
 Identifiers (schema, table prefix) are checked against a small alphabet and quoted
 with ``psycopg.sql``; values always travel as parameters.
@@ -205,8 +206,8 @@ class PostgresMessageBus:
     schema); ``prefix`` names the tables (``{prefix}_messages``, ``_groups``,
     ``_pending``, ``_dead``). Publishing is one transaction per call.
 
-    Caveat: a transaction left open anywhere on the server holds back
-    ``pg_snapshot_xmin`` and with it delivery (never correctness).
+    Publishers of one topic are serialised (an advisory lock per topic, held to commit):
+    batch messages into few ``publish`` calls for throughput.
     """
 
     def __init__(
@@ -234,21 +235,16 @@ class PostgresMessageBus:
                     sql.SQL(
                         "CREATE TABLE IF NOT EXISTS {} ("
                         " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                        " tx xid8 NOT NULL DEFAULT pg_current_xact_id(),"
                         " topic text NOT NULL, body text NOT NULL,"
                         " published_at timestamptz NOT NULL DEFAULT clock_timestamp())"
                     ).format(t["messages"]),
-                    sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (topic, tx, id)").format(
-                        sql.Identifier(f"{self.where.prefix}_messages_read"), t["messages"]
-                    ),
                     sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (topic, id)").format(
-                        sql.Identifier(f"{self.where.prefix}_messages_trim"), t["messages"]
+                        sql.Identifier(f"{self.where.prefix}_messages_topic"), t["messages"]
                     ),
                     sql.SQL(
                         "CREATE TABLE IF NOT EXISTS {} ("
                         " topic text NOT NULL, grp text NOT NULL,"
-                        " tx xid8 NOT NULL DEFAULT '0', id bigint NOT NULL DEFAULT 0,"
-                        " PRIMARY KEY (topic, grp))"
+                        " position bigint NOT NULL, PRIMARY KEY (topic, grp))"
                     ).format(t["groups"]),
                     sql.SQL(
                         "CREATE TABLE IF NOT EXISTS {} ("
@@ -291,6 +287,8 @@ class PostgresMessageBus:
     def _append(self, conn: psycopg.Connection[Any], topic: str, bodies: list[str]) -> None:
         t = self.where.t
         with conn.transaction(), conn.cursor() as cur:
+            # Publishers of one topic take turns, so its ids become visible in order.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.channel}/{topic}",))
             cur.executemany(
                 sql.SQL("INSERT INTO {} (topic, body) VALUES (%s, %s)").format(t["messages"]),
                 [(topic, body) for body in bodies],
@@ -311,18 +309,22 @@ class PostgresMessageBus:
         check_name(topic)
         check_name(group, "group")
         check_name(name, "consumer")
-        self._session.run(
-            "create group",
-            lambda conn: conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (topic, grp) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-                ).format(self.where.t["groups"]),
-                (topic, group),
-            ),
-        )
+        self._session.run("create group", lambda conn: self.create_group(conn, topic, group))
         consumer = PostgresConsumer(self, topic, group, name)
         self._consumers.append(consumer)
         return consumer
+
+    def create_group(self, conn: psycopg.Connection[Any], topic: str, group: str) -> None:
+        """Create ``group`` at the oldest message ``topic`` still holds, unless it exists."""
+        t = self.where.t
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {g} (topic, grp, position)"
+                " SELECT %s, %s, coalesce(min(id) - 1, (SELECT coalesce(max(id), 0) FROM {m}))"
+                " FROM {m} WHERE topic = %s ON CONFLICT DO NOTHING"
+            ).format(g=t["groups"], m=t["messages"]),
+            (topic, group, topic),
+        )
 
     def dead_letters(self, topic: str, limit: int = 100) -> list[DeadLetter]:
         check_name(topic)
@@ -397,8 +399,8 @@ class PostgresConsumer:
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-            # Woken by a publish (or after a short nap: a message can be committed but not
-            # yet readable while an older transaction runs), then look again.
+            # Woken by a publish (or after a short nap, in case a notification was lost
+            # with a connection), then look again.
             self._session.run("wait", functools.partial(_nap, seconds=min(remaining, 0.5)))
 
     def _claim(self, conn: psycopg.Connection[Any], limit: int) -> list[Delivery]:
@@ -433,27 +435,21 @@ class PostgresConsumer:
             room = limit - len(out)
             if room <= 0:
                 return out
+            # The group's cursor, locked: members of the group take new messages in turn.
             cursor = cur.execute(
-                sql.SQL("SELECT tx, id FROM {} WHERE topic = %s AND grp = %s FOR UPDATE").format(
+                sql.SQL("SELECT position FROM {} WHERE topic = %s AND grp = %s FOR UPDATE").format(
                     t["groups"]
                 ),
                 (self.topic, self.group),
             ).fetchone()
             if cursor is None:  # the group row went missing (dropped by hand): start it again
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (topic, grp) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-                    ).format(t["groups"]),
-                    (self.topic, self.group),
-                )
+                self.bus.create_group(conn, self.topic, self.group)
                 return out
             fresh = cur.execute(
                 sql.SQL(
-                    "SELECT id, tx, body FROM {} WHERE topic = %s AND (tx, id) > (%s::xid8, %s)"
-                    " AND tx < pg_snapshot_xmin(pg_current_snapshot())"
-                    " ORDER BY tx, id LIMIT %s"
+                    "SELECT id, body FROM {} WHERE topic = %s AND id > %s ORDER BY id LIMIT %s"
                 ).format(t["messages"]),
-                (self.topic, str(cursor[0]), cursor[1], room),
+                (self.topic, cursor[0], room),
             ).fetchall()
             if not fresh:
                 return out
@@ -464,14 +460,13 @@ class PostgresConsumer:
                 ).format(t["pending"]),
                 [(self.topic, self.group, row[0], self.name) for row in fresh],
             )
-            last_id, last_tx = fresh[-1][0], fresh[-1][1]
             cur.execute(
-                sql.SQL(
-                    "UPDATE {} SET tx = %s::xid8, id = %s WHERE topic = %s AND grp = %s"
-                ).format(t["groups"]),
-                (str(last_tx), last_id, self.topic, self.group),
+                sql.SQL("UPDATE {} SET position = %s WHERE topic = %s AND grp = %s").format(
+                    t["groups"]
+                ),
+                (fresh[-1][0], self.topic, self.group),
             )
-            for message, _tx, body in fresh:
+            for message, body in fresh:
                 delivery = self._delivery(cur, message, body, 1)
                 if delivery is not None:
                     out.append(delivery)
