@@ -1,4 +1,4 @@
-"""Buses for the contract suite: in memory, Redis Streams and PostgreSQL, each with test settings."""
+"""Buses for the contract suite: in memory, Redis Streams and PostgreSQL, with test settings."""
 
 from __future__ import annotations
 
@@ -69,3 +69,17 @@ def make_bus(request: pytest.FixtureRequest) -> Iterator[BusFactory]:
     yield make
     for bus in made:
         bus.close()
+
+
+def _kill_backends(settings: dict[str, str], application_name: str) -> int:
+    """Terminate the server sessions of ``application_name`` (a lost connection, on demand)."""
+    import psycopg
+
+    from suuupra_commerce.adapters.postgres_messaging import connection_params
+
+    with psycopg.connect(**connection_params(settings, "tests: killer")) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(rows)

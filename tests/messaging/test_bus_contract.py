@@ -8,7 +8,7 @@ import time
 import pytest
 
 from suuupra_commerce.errors import InvalidInputError
-from suuupra_commerce.messaging import Consumer, DeliveryPolicy, MessageBus
+from suuupra_commerce.messaging import Consumer, DeliveryPolicy, Envelope, MessageBus
 
 from .conftest import POLICY, BusFactory, envelope
 
@@ -186,12 +186,12 @@ def test_messages_of_one_key_arrive_in_publish_order_when_keys_interleave(
     sent = [envelope(key=f"order-{i % 3}", seq=i) for i in range(30)]
     for start in range(0, 30, 7):  # several publishes, several batches
         bus.publish("orders", *sent[start : start + 7])
-    received = []
+    received: list[Envelope] = []
     while batch := consumer.receive(max_messages=4):
         received.extend(d.envelope for d in batch)
         consumer.ack(*batch)
     for key in ("order-0", "order-1", "order-2"):
-        seqs = [e.payload["seq"] for e in received if e.key == key]
+        seqs = [int(str(e.payload["seq"])) for e in received if e.key == key]
         assert seqs == sorted(seqs)
         assert len(seqs) == 10
 
