@@ -68,7 +68,7 @@ ORDER_TOPIC = "commerce.orders"
 INVENTORY_TOPIC = "commerce.inventory"
 CART_TOPIC = "commerce.carts"
 
-_AMOUNT = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?")
+_AMOUNT = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?$")
 
 Id = Annotated[str, AfterValidator(lambda v: check_identifier(v, "identifier"))]
 Sku = Annotated[str, AfterValidator(check_sku)]
@@ -91,7 +91,7 @@ class MoneyAmount(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     amount: str = Field(pattern=_AMOUNT.pattern, max_length=26)
-    currency: str = Field(pattern=r"[A-Z]{3}")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
 
     @model_validator(mode="after")
     def _exact(self) -> Self:
@@ -176,7 +176,7 @@ class OrderPlaced(_OrderEvent):
     event_type: ClassVar[str] = "commerce.order.placed"
 
     customer_id: Id
-    currency: str = Field(pattern=r"[A-Z]{3}")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
     lines: tuple[OrderLine, ...] = Field(min_length=1)
     shipping: MoneyAmount
     total: MoneyAmount
