@@ -7,6 +7,7 @@ this tree once, at the application boundary, so a host needs to catch only these
     CommerceError
     ├── InvalidInputError (also a ValueError)      bad input; nothing was written
     │   ├── InvalidCommandError                    a command failed validation (.errors)
+    │   ├── InvalidMessageError                    a message is malformed, or of an unknown type
     │   ├── InvalidIdentifierError                 empty, oversized, NUL or malformed id
     │   ├── InvalidQuantityError                   zero, negative or over-limit quantity
     │   └── MoneyError
@@ -44,6 +45,7 @@ this tree once, at the application boundary, so a host needs to catch only these
     │   └── ReplyPendingError                      a participant took a command, answers later
     └── AdapterError                               infrastructure failed; may be retried
         └── StoreUnavailableError                  a database or broker cannot be reached
+            └── MessagingUnavailableError          the message bus (Redis, PostgreSQL) is down
 
 A command that raises any of these has written nothing.
 """
@@ -74,8 +76,10 @@ __all__ = [
     "InvalidCommandError",
     "InvalidIdentifierError",
     "InvalidInputError",
+    "InvalidMessageError",
     "InvalidQuantityError",
     "InventoryItemNotFoundError",
+    "MessagingUnavailableError",
     "MoneyError",
     "NotFoundError",
     "OrderLockedError",
@@ -124,6 +128,13 @@ class InvalidCommandError(InvalidInputError):
         )
         more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
         super().__init__(f"invalid {command}: {details}{more}")
+
+
+class InvalidMessageError(InvalidInputError):
+    """A message cannot be read: not a valid envelope, or of a type or version nobody knows.
+
+    A consumer never sees one: the bus moves such a message to its dead letters.
+    """
 
 
 class InvalidIdentifierError(InvalidInputError):
@@ -357,3 +368,11 @@ class AdapterError(CommerceError):
 
 class StoreUnavailableError(AdapterError):
     """A database or broker cannot be reached, or dropped the connection."""
+
+
+class MessagingUnavailableError(StoreUnavailableError):
+    """The message bus cannot be reached, even after the retries that were safe to make.
+
+    Publishing again is safe (consumers drop duplicates by message id); so is receiving
+    again (what was handed out and not acknowledged comes back after the idle time).
+    """
