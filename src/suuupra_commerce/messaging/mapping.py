@@ -305,6 +305,9 @@ INTERNAL_EVENTS: frozenset[type] = _events(
         Order.ReturnApproved,
         Order.ReturnRejected,
         Order.ReturnReceived,
+        # A saga's hold on the order: the engine's bookkeeping, not news for other services.
+        Order.Held,
+        Order.Released,
     ),
     (
         InventoryItem.Registered,
