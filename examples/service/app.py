@@ -94,11 +94,13 @@ _KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 
 
 def _fingerprint(request: Request, body: bytes, customer: str | None) -> str:
-    """What makes two requests "the same": method, path, query, customer, and the JSON body."""
+    """What makes two requests "the same": method, path, query, customer and JSON body."""
     try:
         document = decode_json(body) if body else None
     except json.JSONDecodeError:
         document = body.decode("latin-1")
+    if isinstance(document, dict):
+        document.pop("idempotency_key", None)  # the key itself, when sent in the body
     canonical = json.dumps(
         {
             "method": request.method,
