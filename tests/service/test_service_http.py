@@ -594,7 +594,10 @@ def test_saga_admin_lists_shows_counts_and_refuses_to_retry_a_finished_saga(
     )
     assert saga["saga_type"] == "order_fulfilment"
     assert saga["subject"] == placed["order_id"]
-    assert [step["status"] for step in saga["steps"]] == ["completed"] * 6
+    names = [step["step_name"] for step in saga["steps"]]
+    assert {"reserve_stock", "capture_payment", "create_shipment"} <= set(names)
+    assert [step["status"] for step in saga["steps"]] == ["completed"] * len(names)
+    assert saga["current_step_index"] == len(names) - 1
     events = [entry["event"] for entry in saga["timeline"]]
     assert events[0] == "Started"
     assert events[-1] == "Completed"
