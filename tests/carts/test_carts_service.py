@@ -322,6 +322,43 @@ def test_active_cart_is_the_most_recently_touched_when_a_customer_has_several(
     assert carts.active_cart("someone-else") is None
 
 
+def test_for_customer_lists_the_customers_carts_newest_first_when_some_are_closed(
+    carts: Carts, fake_clock: FakeClock
+) -> None:
+    first = new_cart(carts)
+    fake_clock.advance(timedelta(minutes=1))
+    second = new_cart(carts)
+    fake_clock.advance(timedelta(minutes=1))
+    deleted = new_cart(carts)
+    new_cart(carts, "someone-else")
+    guest(carts)
+    carts.add_item(AddItem(cart_id=first, sku="MUG", quantity=1))
+    carts.delete(DeleteCart(cart_id=deleted))
+    assert [view.id for view in carts.for_customer("c-1")] == [first, second]
+    carts.checkout(CheckoutCart(cart_id=first))
+    listed = carts.for_customer("c-1")
+    assert [(view.id, view.status) for view in listed] == [
+        (first, CartStatus.CHECKED_OUT),
+        (second, CartStatus.ACTIVE),
+    ]
+    assert carts.for_customer("nobody") == []
+
+
+def test_count_by_status_counts_every_cart_when_carts_move_on(carts: Carts) -> None:
+    assert carts.count_by_status() == {}
+    kept = new_cart(carts)
+    gone = new_cart(carts)
+    guest(carts)
+    carts.delete(DeleteCart(cart_id=gone))
+    carts.add_item(AddItem(cart_id=kept, sku="MUG", quantity=1))
+    carts.checkout(CheckoutCart(cart_id=kept))
+    assert carts.count_by_status() == {
+        CartStatus.ACTIVE: 1,
+        CartStatus.DELETED: 1,
+        CartStatus.CHECKED_OUT: 1,
+    }
+
+
 def test_carts_expire_only_when_untouched_for_the_ttl(carts: Carts, fake_clock: FakeClock) -> None:
     stale, fresh = new_cart(carts), new_cart(carts, "c-2")
     carts.add_item(AddItem(cart_id=stale, sku="MUG", quantity=1))

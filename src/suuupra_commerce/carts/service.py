@@ -357,6 +357,16 @@ class Carts(CommerceApplication):
         cart_id = self._query(lambda: self._list.active_cart_id(customer_id))
         return None if cart_id is None else self.get(cart_id)
 
+    def for_customer(self, customer_id: str) -> list[CartView]:
+        """The customer's carts (deleted ones left out), most recently touched first."""
+        check_identifier(customer_id, "customer id")
+        ids = self._query(lambda: self._list.for_customer(customer_id))
+        return [self.get(cart_id) for cart_id in ids]
+
+    def count_by_status(self) -> dict[CartStatus, int]:
+        """How many carts are in each status (from the read model)."""
+        return self._query(self._list.count_by_status)
+
     def abandoned(self, now: datetime | None = None) -> list[CartView]:
         """Active carts with lines, untouched for ``abandoned_after``; oldest first."""
         at = now if now is not None else self.clock.now()

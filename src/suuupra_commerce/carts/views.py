@@ -150,6 +150,24 @@ class CartListModel(ReadModel):
             return None
         return max(found, key=lambda s: s.touched_at).cart_id
 
+    def for_customer(self, customer_id: str) -> list[UUID]:
+        """The customer's carts in any status but deleted, most recently touched first."""
+        with self._lock:
+            found = [
+                s
+                for s in self._carts.values()
+                if s.customer_id == customer_id and s.status is not CartStatus.DELETED
+            ]
+        return [s.cart_id for s in sorted(found, key=lambda s: s.touched_at, reverse=True)]
+
+    def count_by_status(self) -> dict[CartStatus, int]:
+        """How many carts are in each status."""
+        counts: dict[CartStatus, int] = {}
+        with self._lock:
+            for summary in self._carts.values():
+                counts[summary.status] = counts.get(summary.status, 0) + 1
+        return counts
+
     def untouched_since(self, cutoff: datetime, *, with_lines: bool = False) -> list[UUID]:
         """Active carts last touched at or before ``cutoff``, oldest first."""
         with self._lock:
