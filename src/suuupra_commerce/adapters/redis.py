@@ -278,7 +278,7 @@ def _translate(error: redis.exceptions.RedisError) -> PersistenceError:
 
 
 def _transient(error: redis.exceptions.RedisError) -> bool:
-    """Whether ``error`` is a lost or refused connection that another attempt may not meet."""
+    """Whether ``error`` is a lost or refused connection, which another attempt may not meet."""
     return isinstance(
         error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError
     ) and not isinstance(error, redis.exceptions.AuthenticationError)
@@ -309,6 +309,7 @@ class RedisDatastore:
         retry_delay: float = 0.05,
         aggregate_ttl_seconds: float | None = None,
         originator_id_type: Literal["uuid", "text"] = "uuid",
+        client_name: str | None = None,
     ) -> None:
         if retries < 0 or max_connections < 1 or socket_timeout <= 0:
             msg = "RedisDatastore needs retries >= 0, max_connections >= 1, socket_timeout > 0"
@@ -330,6 +331,7 @@ class RedisDatastore:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
             retry=Retry(NoBackoff(), 0),
+            client_name=client_name,
         )
         self.client = redis.Redis(connection_pool=self.pool)
         self._insert = self.client.register_script(_INSERT_SCRIPT)
@@ -350,24 +352,29 @@ class RedisDatastore:
             time.sleep(self.retry_delay * 2 ** (attempt - 1))
 
     def insert(self, keys: Sequence[str], args: Callable[[bool], Sequence[ScriptArg]]) -> list[int]:
-        """Run the insert script; ``args(retrying)`` gives its arguments for each attempt."""
+        """Run the insert script; ``args(retrying)`` gives its arguments for each attempt.
+
+        After a lost connection it tries again, as a retry, up to ``retries`` times; if it
+        still cannot tell whether the write landed it raises ``OperationalError`` saying so.
+        """
         attempt = 0
         while True:
             try:
                 result = self._insert(keys=list(keys), args=list(args(attempt > 0)))
             except redis.exceptions.RedisError as error:
-                if not _transient(error) or self._closed:
-                    raise _translate(error) from error
-                if attempt >= self.retries:
+                translated = _translate(error)
+                if _transient(error) and attempt < self.retries and not self._closed:
+                    attempt += 1
+                    time.sleep(self.retry_delay * 2 ** (attempt - 1))
+                    continue
+                if _transient(error) or (attempt and not isinstance(translated, IntegrityError)):
                     msg = (
-                        f"Redis write failed {attempt + 1} times ({error}); "
+                        f"Redis write failed after {attempt + 1} attempts ({error}); "
                         "it may or may not have been recorded"
                     )
                     raise OperationalError(msg) from error
-            else:
-                return [int(nid) for nid in cast(list[int], result)]
-            attempt += 1
-            time.sleep(self.retry_delay * 2 ** (attempt - 1))
+                raise translated from error
+            return [int(nid) for nid in cast(list[int], result)]
 
     def select(self, log_key: str, args: Sequence[ScriptArg]) -> tuple[list[bytes], int]:
         """Run the select script: flat (nid, originator id, member) triples, last id looked at."""
@@ -672,11 +679,17 @@ class RedisFactory(InfrastructureFactory[RedisTrackingRecorder]):
     """Builds the Redis recorders of one application from its eventsourcing environment.
 
     Keys are namespaced ``<REDIS_KEY_PREFIX>{<application name>}:``, one hash slot per
-    application. Settings (each also read with the application's name as a prefix, as
-    eventsourcing does): ``REDIS_URL``, ``REDIS_KEY_PREFIX``, ``REDIS_SOCKET_TIMEOUT``,
+    application, and the connections carry that namespace as their client name. Settings
+    (each also read with the application's name as a prefix, as eventsourcing does):
+    ``REDIS_URL``, ``REDIS_KEY_PREFIX``, ``REDIS_SOCKET_TIMEOUT``,
     ``REDIS_SOCKET_CONNECT_TIMEOUT``, ``REDIS_MAX_CONNECTIONS``, ``REDIS_RETRIES``,
     ``REDIS_AGGREGATE_TTL_SECONDS``, ``ORIGINATOR_ID_TYPE`` and ``CREATE_TABLE`` (``n``
     skips the check, when a recorder is built, that the server answers and is recent enough).
+
+    >>> factory = RedisFactory({"REDIS_KEY_PREFIX": "shop:"})
+    >>> factory.namespace
+    'shop:{eventsourcing}'
+    >>> factory.close()
     """
 
     REDIS_URL = "REDIS_URL"
@@ -697,8 +710,8 @@ class RedisFactory(InfrastructureFactory[RedisTrackingRecorder]):
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
         prefix = self.env.get(self.REDIS_KEY_PREFIX, "eventsourcing:")
-        if "{" in prefix or "}" in prefix:
-            msg = f"{self.REDIS_KEY_PREFIX} must not contain braces: {prefix!r}"
+        if any(c in prefix for c in "{} \t\r\n"):
+            msg = f"{self.REDIS_KEY_PREFIX} must not contain braces or spaces: {prefix!r}"
             raise OSError(msg)
         self.namespace = f"{prefix}{{{self.env.name.lower() or 'eventsourcing'}}}"
         originator_id_type = self.env.get(self.ORIGINATOR_ID_TYPE, "uuid").lower()
@@ -716,6 +729,7 @@ class RedisFactory(InfrastructureFactory[RedisTrackingRecorder]):
                 retries=int(self._number(self.REDIS_RETRIES, 2)),
                 aggregate_ttl_seconds=ttl,
                 originator_id_type=cast(Literal["uuid", "text"], originator_id_type),
+                client_name=self.namespace,
             )
         except ValueError as error:
             msg = f"invalid Redis settings for {self.env.name or 'the application'}: {error}"
