@@ -388,6 +388,24 @@ def test_commerce_on_an_unreachable_redis_raises_a_persistence_error_when_built(
         Commerce.from_env(env, price_book=InMemoryPriceBook())
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_KEY_PREFIX", "shop {a}:"),
+        ("REDIS_RETRIES", "-1"),
+        ("REDIS_SOCKET_TIMEOUT", "soon"),
+        ("REDIS_SOCKET_TIMEOUT", "0"),
+        ("REDIS_MAX_CONNECTIONS", "0"),
+        ("REDIS_AGGREGATE_TTL_SECONDS", "nan"),
+        ("ORIGINATOR_ID_TYPE", "integer"),
+    ],
+)
+def test_an_invalid_setting_raises_os_error_naming_its_key(key: str, value: str) -> None:
+    with pytest.raises(OSError, match=key):
+        RedisFactory(Environment("Store", {key: value}))
+
+
 # --- namespaces ------------------------------------------------------------------------------
 
 

@@ -732,7 +732,11 @@ class RedisFactory(InfrastructureFactory[RedisTrackingRecorder]):
                 client_name=self.namespace,
             )
         except ValueError as error:
-            msg = f"invalid Redis settings for {self.env.name or 'the application'}: {error}"
+            msg = (
+                f"invalid Redis settings for {self.env.name or 'the application'}: {error} "
+                f"(check {self.REDIS_URL}, {self.REDIS_SOCKET_TIMEOUT}, "
+                f"{self.REDIS_MAX_CONNECTIONS})"
+            )
             raise OSError(msg) from None
 
     def _number(self, key: str, default: T) -> float | T:
