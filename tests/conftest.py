@@ -1,4 +1,4 @@
-"""Shared fixtures: backends (in-memory, SQLite file, PostgreSQL), a fake clock, a price book."""
+"""Shared fixtures: the backends (memory, SQLite, PostgreSQL, Redis), a fake clock, a price book."""
 
 from __future__ import annotations
 
@@ -110,7 +110,12 @@ def redis_namespace(redis_available: str) -> Iterator[str]:
         client.close()
 
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -121,6 +126,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         env["COMMERCE_SQLITE_DIR"] = str(tmp_path / "store")
     if request.param == "postgres":
         env.update(request.getfixturevalue("postgres_schema"))
+    if request.param == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_available")
+        env["REDIS_KEY_PREFIX"] = f"{request.getfixturevalue('redis_namespace')}:"
     return Settings.from_env(env)
 
 

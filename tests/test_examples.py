@@ -30,6 +30,7 @@ def test_host_service_example_checks_out_a_merged_cart_when_run(
         "COMMERCE_PERSISTENCE": settings.persistence,
         "COMMERCE_SQLITE_DIR": str(settings.sqlite_dir),
         **settings.postgres,
+        **settings.redis,
     }
     example = _load("host_service")
     total = example.main(env)  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ Switching backend is a setting, never an edit::
     COMMERCE_PERSISTENCE=sqlite   (default)  SQLite files under COMMERCE_SQLITE_DIR (./data)
     COMMERCE_PERSISTENCE=memory              in-process only, gone on exit
     COMMERCE_PERSISTENCE=postgres            PostgreSQL via eventsourcing's POSTGRES_* settings
+    COMMERCE_PERSISTENCE=redis               Redis via the REDIS_* settings (docs/adapters/redis.md)
 
 Settings come from the ``env`` mapping given, then from ``os.environ``.
 """
@@ -56,6 +57,7 @@ _PERSISTENCE_MODULES = {
     "memory": "eventsourcing.popo",
     "sqlite": "eventsourcing.sqlite",
     "postgres": "eventsourcing.postgres",
+    "redis": "suuupra_commerce.adapters.redis",
 }
 
 #: eventsourcing's own PostgreSQL settings, passed through unchanged when present.
@@ -73,6 +75,17 @@ _POSTGRES_KEYS = (
     "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
 )
 
+#: The Redis recorders' settings, passed through unchanged when present. Only carts may expire.
+_REDIS_KEYS = (
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "REDIS_SOCKET_TIMEOUT",
+    "REDIS_SOCKET_CONNECT_TIMEOUT",
+    "REDIS_MAX_CONNECTIONS",
+    "REDIS_RETRIES",
+    "CARTS_REDIS_AGGREGATE_TTL_SECONDS",
+)
+
 
 class Settings(BaseModel):
     """Everything the composition root needs, with defaults for the embedded store.
@@ -83,10 +96,11 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    persistence: Literal["memory", "sqlite", "postgres"] = "sqlite"
+    persistence: Literal["memory", "sqlite", "postgres", "redis"] = "sqlite"
     sqlite_dir: Path = Path("data")
     sqlite_lock_timeout_seconds: int = Field(default=30, ge=1, le=600)
     postgres: dict[str, str] = Field(default_factory=dict)
+    redis: dict[str, str] = Field(default_factory=dict)
     reservation_minutes: int = Field(default=15, ge=1, le=43_200)
     cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
@@ -97,16 +111,17 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
-        """Read ``COMMERCE_*`` (and eventsourcing's ``POSTGRES_*``) keys, ``env`` first."""
+        """Read ``COMMERCE_*`` (and the stores' ``POSTGRES_*``, ``REDIS_*``) keys, ``env`` first."""
         merged: dict[str, str] = dict(os.environ)
         if env is not None:
             merged.update(env)
         values: dict[str, Any] = {}
         for field in cls.model_fields:
             key = f"COMMERCE_{field.upper()}"
-            if field != "postgres" and key in merged:
+            if field not in ("postgres", "redis") and key in merged:
                 values[field] = merged[key]
         values["postgres"] = {k: merged[k] for k in _POSTGRES_KEYS if k in merged}
+        values["redis"] = {k: merged[k] for k in _REDIS_KEYS if k in merged}
         try:
             return cls.model_validate(values)
         except ValueError as error:
@@ -128,6 +143,10 @@ class Settings(BaseModel):
             env["SQLITE_LOCK_TIMEOUT"] = str(self.sqlite_lock_timeout_seconds)
         elif self.persistence == "postgres":
             env.update(self.postgres)
+        elif self.persistence == "redis":
+            env.update(self.redis)
+            # Only carts may expire: a plain REDIS_AGGREGATE_TTL_SECONDS gives no TTL here.
+            env.setdefault(f"{name.upper()}_REDIS_AGGREGATE_TTL_SECONDS", "")
         return env
 
 
