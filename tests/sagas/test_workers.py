@@ -99,7 +99,11 @@ def test_survivors_take_over_a_dead_workers_partitions_and_every_saga_completes(
     for order_id in orders:
         assert first.fulfilment(order_id) is SagaStatus.COMPLETED
     assert first.violations() == []
-    assert len([op for op, _ in first.payments.calls if op == "capture"]) == len(orders)
+    # A command in flight when its worker stopped is sent again by the new owner, under the
+    # same key: the gateway may be called twice, but each payment is captured once.
+    for order_id in orders:
+        captured = [a for a in first.payments.of_order(order_id) if a.captured is not None]
+        assert len(captured) == 1
     assert sorted(len(w.engine.owned) for w in workers[:2]) == [0, 0], "stopped workers let go"
 
 
