@@ -75,7 +75,7 @@ def _kill_backends(settings: dict[str, str], application_name: str) -> int:
     """Terminate the server sessions of ``application_name`` (a lost connection, on demand)."""
     import psycopg
 
-    from suuupra_commerce.adapters.postgres_messaging import connection_params
+    from suuupra_commerce.adapters.postgres_connection import connection_params
 
     with psycopg.connect(**connection_params(settings, "tests: killer")) as conn:
         rows = conn.execute(

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from suuupra_commerce.adapters.postgres_connection import connection_params
 from suuupra_commerce.errors import StoreUnavailableError
 
 __all__ = ["PostgresPartitionLeases"]
@@ -36,16 +37,7 @@ class PostgresPartitionLeases:
     """
 
     def __init__(self, settings: Mapping[str, str], namespace: str) -> None:
-        self._params: dict[str, Any] = {
-            "dbname": settings.get("POSTGRES_DBNAME", "postgres"),
-            "host": settings.get("POSTGRES_HOST", "127.0.0.1"),
-            "port": int(settings.get("POSTGRES_PORT", "5432")),
-            "user": settings.get("POSTGRES_USER", "postgres"),
-            "password": settings.get("POSTGRES_PASSWORD") or None,
-            "connect_timeout": int(settings.get("POSTGRES_CONNECT_TIMEOUT", "5")),
-            "autocommit": True,
-            "application_name": f"suuupra-commerce worker {namespace}"[:63],
-        }
+        self._params = connection_params(settings, f"suuupra-commerce worker {namespace}")
         self._partitions = _key(f"{namespace}/partitions")
         self._members = self._partitions + 1
         self._conn: psycopg.Connection[Any] | None = None

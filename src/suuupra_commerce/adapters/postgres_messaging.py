@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from suuupra_commerce.adapters.postgres_connection import connection_params
 from suuupra_commerce.errors import (
     InvalidInputError,
     InvalidMessageError,
@@ -41,7 +42,6 @@ __all__ = [
     "PostgresNotificationWaiter",
     "PostgresProcessedMessages",
     "PostgresRelayPositions",
-    "connection_params",
 ]
 
 log = logging.getLogger("suuupra_commerce.adapters.postgres_messaging")
@@ -55,20 +55,6 @@ def _identifier(value: str, what: str) -> str:
     if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise InvalidInputError(f"invalid {what} {value!r}: use 1-41 of a-z 0-9 _")
     return value
-
-
-def connection_params(settings: Mapping[str, str], application_name: str) -> dict[str, Any]:
-    """psycopg connection arguments from eventsourcing's ``POSTGRES_*`` settings."""
-    return {
-        "dbname": settings.get("POSTGRES_DBNAME", "postgres"),
-        "host": settings.get("POSTGRES_HOST", "127.0.0.1"),
-        "port": int(settings.get("POSTGRES_PORT", "5432")),
-        "user": settings.get("POSTGRES_USER", "postgres"),
-        "password": settings.get("POSTGRES_PASSWORD") or None,
-        "connect_timeout": int(settings.get("POSTGRES_CONNECT_TIMEOUT", "5")),
-        "autocommit": True,
-        "application_name": application_name[:63],
-    }
 
 
 class _Session:
