@@ -27,7 +27,6 @@ ended; ``Orders.cancel`` on a held order is refused the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -529,13 +528,6 @@ class CancellationOutcome(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"  # the policy wants an operator to approve
 
 
-@dataclass(frozen=True, slots=True)
-class _Lock:
-    saga_id: UUID
-    step: str
-    past_pivot: bool
-
-
 class OrderSagas:
     """Order-level operations that respect the sagas working on an order.
 
@@ -550,17 +542,7 @@ class OrderSagas:
     def fulfilment(self, order_id: UUID) -> UUID | None:
         """The id of the order's fulfilment saga, if it has one."""
         saga_id = fulfilment_saga_id(order_id)
-        return saga_id if self.sagas.find(saga_id) is not None else None
-
-    def _lock(self, order_id: UUID) -> _Lock | None:
-        saga_id = fulfilment_saga_id(order_id)
-        if self.sagas.find(saga_id) is None:
-            return None
-        saga = self.sagas.aggregate(saga_id)
-        if saga.status in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED):
-            return None
-        pivot_out = saga.outstanding is not None and saga.pivot == saga.cursor
-        return _Lock(saga_id, saga.step, saga.pivot_passed or pivot_out)
+        return saga_id if self.sagas.find_aggregate(saga_id) is not None else None
 
     def cancel(self, cmd: CancelOrder) -> CancellationOutcome:
         """Cancel an order, by whichever saga may do it now.
@@ -576,18 +558,21 @@ class OrderSagas:
         order = self.orders.aggregate(cmd.order_id)
         if order.status is OrderStatus.CANCELLED:
             return CancellationOutcome.CANCELLED
-        lock = self._lock(cmd.order_id)
-        if lock is not None:
-            saga = self.sagas.aggregate(lock.saga_id)
+        saga = self.sagas.find_aggregate(fulfilment_saga_id(cmd.order_id))
+        if saga is not None and saga.status not in (
+            SagaStatus.COMPLETED,
+            SagaStatus.COMPENSATED,
+        ):
             if saga.status is SagaStatus.COMPENSATING:
                 return CancellationOutcome.CANCELLING
-            if lock.past_pivot:
-                raise OrderLockedError(cmd.order_id, lock.saga_id, lock.step)
+            pivot_out = saga.outstanding is not None and saga.pivot == saga.cursor
+            if saga.pivot_passed or pivot_out:
+                raise OrderLockedError(cmd.order_id, saga.id, saga.step)
             self.sagas.compensate(
-                CompensateSaga(saga_id=lock.saga_id, by=cmd.requested_by, reason=cmd.reason)
+                CompensateSaga(saga_id=saga.id, by=cmd.requested_by, reason=cmd.reason)
             )
             return CancellationOutcome.CANCELLING
-        if self.sagas.find(cancellation_saga_id(cmd.order_id)) is not None:
+        if self.sagas.find_aggregate(cancellation_saga_id(cmd.order_id)) is not None:
             return CancellationOutcome.CANCELLING
         if (order.status, order.payment_status) == (OrderStatus.PENDING, PaymentStatus.PENDING):
             # Nothing paid and no saga yet: cancelling the order releases its stock, and its
@@ -626,7 +611,7 @@ class OrderSagas:
             "approved_by": approved_by,
             "refund": decision.refund.to_dict(),
         }
-        fulfilment = self.sagas.find(fulfilment_saga_id(order.id))
+        fulfilment = self.sagas.find_aggregate(fulfilment_saga_id(order.id))
         if fulfilment is not None:
             authorization = fulfilment.results.get("authorize_payment") or {}
             capture = fulfilment.results.get("capture_payment") or {}

@@ -320,10 +320,11 @@ class Sagas(_Processor):
 
     def _receive(self, reply: Reply) -> Saga | None:
         saga_id = reply.key.saga_id
-        if not self._exists(saga_id):
+        try:
+            saga = self._saga(saga_id)
+        except SagaNotFoundError:
             log.warning("reply for an unknown saga", extra={"key": str(reply.key)})
             return None
-        saga = self._saga(saga_id)
         definition = self._definition_of(saga)
         if definition is None:
             return saga
@@ -475,7 +476,17 @@ class Sagas(_Processor):
 
     def find(self, saga_id: UUID) -> SagaView | None:
         """One saga in full, or ``None``."""
-        return self.get(saga_id) if self._exists(saga_id) else None
+        try:
+            return self.get(saga_id)
+        except SagaNotFoundError:
+            return None
+
+    def find_aggregate(self, saga_id: UUID) -> Saga | None:
+        """The saga aggregate, or ``None``: no timeline is read (cheaper than :meth:`find`)."""
+        try:
+            return self._saga(saga_id)
+        except SagaNotFoundError:
+            return None
 
     def aggregate(self, saga_id: UUID) -> Saga:
         """The saga aggregate itself, rebuilt from its events."""
@@ -533,9 +544,9 @@ class SagaDispatcher(_Processor):
             return
         command = command_of(domain_event)
         exchange_id = StepExchange.id_for(command.idempotency_key)
-        if self._exists(exchange_id):
+        try:
             exchange = self._load(StepExchange, exchange_id, SagaNotFoundError(exchange_id))
-        else:
+        except SagaNotFoundError:
             exchange = StepExchange.open(command.idempotency_key, command.action)
         context = {"saga_id": str(command.saga_id), "action": command.action}
         # The participants' own writes continue the saga's correlation, caused by this step.
