@@ -9,10 +9,10 @@ from eventsourcing.domain import Aggregate, DecoratedFuncCaller
 
 from suuupra_commerce.carts.domain import Cart
 from suuupra_commerce.inventory.domain import InventoryItem
-from suuupra_commerce.inventory.views import InventoryReadModel
+from suuupra_commerce.inventory.views import InventoryProjection
 from suuupra_commerce.orders.domain import Order
 from suuupra_commerce.sagas.domain import Saga, StepExchange
-from suuupra_commerce.sagas.views import SagaReadModel
+from suuupra_commerce.sagas.views import SagaProjection
 
 AGGREGATES = [InventoryItem, Order, Cart, Saga, StepExchange]
 IRREGULAR_PAST = {"Placed", "Held", "Stuck"}
@@ -47,14 +47,13 @@ def test_event_names_are_past_tense_when_declared(aggregate: type[Aggregate]) ->
         assert name.endswith(("ed", "Needed", "Out")) or name in IRREGULAR_PAST, name
 
 
-def test_inventory_read_model_folds_every_inventory_event_when_built() -> None:
-    handled = set(InventoryReadModel()._handlers) | {InventoryItem.Registered}
+def test_inventory_projection_folds_every_inventory_event_when_built() -> None:
+    handled = set(InventoryProjection().handled) | {InventoryItem.Registered}
     recorded = {cls for name, cls in _own_events(InventoryItem).items() if name != "Created"}
     assert recorded == handled
 
 
-def test_saga_read_model_folds_every_saga_event_when_built() -> None:
-    model = SagaReadModel()
-    handled = set(model._handlers) | {Saga.Started}
+def test_saga_projection_folds_every_saga_event_when_built() -> None:
+    handled = set(SagaProjection().handled) | {Saga.Started}
     recorded = {cls for name, cls in _own_events(Saga).items() if name != "Created"}
     assert recorded == handled

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from suuupra_commerce import (
     AddItem,
@@ -14,7 +13,6 @@ from suuupra_commerce import (
     PlaceOrder,
     RegisterItem,
 )
-from suuupra_commerce.application import CommerceApplication
 
 WRITERS = 4
 ORDERS_EACH = 40
@@ -74,25 +72,3 @@ def test_queries_never_fail_when_writers_run_alongside(commerce: Commerce) -> No
     assert failures == []
     assert len(commerce.orders.listing(limit=1000)) == WRITERS * ORDERS_EACH
     assert commerce.inventory.summary().reserved == WRITERS * ORDERS_EACH
-
-
-def _blocks_catch_up_while_answering(app: CommerceApplication, ask: Callable[[], object]) -> bool:
-    """Whether a catch-up started while a query is answering waits for the answer."""
-    rival = threading.Thread(target=app.catch_up)
-    waited: list[bool] = []
-
-    def answer() -> object:
-        rival.start()
-        rival.join(timeout=0.2)
-        waited.append(rival.is_alive())
-        return ask()
-
-    app._query(answer)
-    rival.join(timeout=30)
-    return waited == [True] and not rival.is_alive()
-
-
-def test_no_fold_runs_while_a_query_reads_when_services_answer(commerce: Commerce) -> None:
-    assert _blocks_catch_up_while_answering(commerce.inventory, commerce.inventory.items)
-    assert _blocks_catch_up_while_answering(commerce.orders, commerce.orders.count_by_status)
-    assert _blocks_catch_up_while_answering(commerce.carts, lambda: None)

@@ -65,6 +65,7 @@ def test_keeps_state_across_restarts_when_the_backend_is_sqlite(tmp_path: Path) 
         "orders.sqlite",
         "sagadispatcher.sqlite",
         "sagas.sqlite",
+        "views.sqlite",
     ]
     with Commerce.from_env(env, price_book=book) as second:
         assert second.inventory.item("MUG-1").on_hand == 7

@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,18 +19,22 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, RecordConflictError, Recording
 
 from suuupra_commerce.context import CommandContext, current_context
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
 from suuupra_commerce.ports import Clock, SystemClock
+from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewStore
 
-__all__ = ["CommerceApplication", "ReadModel", "RecorderHook", "RetryPolicy", "StripedLocks"]
+__all__ = ["CommerceApplication", "Progress", "RecorderHook", "RetryPolicy", "StripedLocks"]
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R", bound=ApplicationRecorder)
+
+Progress = Callable[[int, int], None]
+"""Told ``(done, total)`` as a rebuild goes: notification ids folded so far, and the last one."""
 
 RecorderHook = Callable[[str, ApplicationRecorder], ApplicationRecorder]
 """Receives each application's name and recorder, returns the recorder it will use.
@@ -92,23 +95,6 @@ class StripedLocks:
                 lock.release()
 
 
-class ReadModel(ABC):
-    """A view folded from an application's events, in notification order.
-
-    Subclasses implement :meth:`apply`. The owning application calls
-    :meth:`CommerceApplication.catch_up` before answering a query, so a query
-    always sees every event committed before it started (read-your-writes), and
-    each event is applied exactly once: the model's ``position`` only moves forward.
-    """
-
-    def __init__(self) -> None:
-        self.position = 0
-
-    @abstractmethod
-    def apply(self, event: DomainEventProtocol[UUID]) -> None:
-        """Fold one event into the view."""
-
-
 class CommerceApplication(Application[UUID]):
     """Base of the library's application services."""
 
@@ -125,12 +111,14 @@ class CommerceApplication(Application[UUID]):
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
+        views: ViewStore | None = None,
     ) -> None:
         self._recorder_hook = recorder_hook
         super().__init__(env=dict(env) if env is not None else None)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.retry = retry if retry is not None else RetryPolicy()
-        self._read_models: list[ReadModel] = []
+        self.views: ViewStore = views if views is not None else InMemoryViewStore()
+        self._projections: list[Projection] = []
         self._catch_up_lock = threading.RLock()
         self._writers = StripedLocks()
 
@@ -206,39 +194,72 @@ class CommerceApplication(Application[UUID]):
 
     # --- read models ------------------------------------------------------------------------
 
-    def _register_read_model(self, model: ReadModel) -> None:
-        self._read_models.append(model)
+    def _register_projection(self, projection: Projection) -> None:
+        self.views.prepare(projection)
+        self._projections.append(projection)
+
+    @property
+    def projections(self) -> tuple[Projection, ...]:
+        """The read models this service folds from its events."""
+        return tuple(self._projections)
 
     def catch_up(self) -> int:
-        """Bring every read model up to the last committed event; returns how many were applied."""
-        applied = 0
-        with self._catch_up_lock:
-            for model in self._read_models:
-                applied += self._catch_up_one(model)
-        return applied
+        """Fold every committed event into the read models; returns how many this call folded.
 
-    def _query(self, ask: Callable[[], T]) -> T:
-        """Catch the read models up, then answer ``ask`` from them, with no fold in between.
-
-        Folding mutates a read model, so a query reads it under the same lock: it never
-        sees a model half-way through an event (or a dict changing size under iteration).
+        Several processes may catch the same store up at once: each batch commits only
+        if no other folded it first, so every event changes each view exactly once.
         """
         with self._catch_up_lock:
-            self.catch_up()
-            return ask()
+            return sum(self._catch_up_one(p) for p in self._projections)
 
-    def _catch_up_one(self, model: ReadModel) -> int:
-        applied = 0
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Forget the read models and fold them again from the first event; returns events folded.
+
+        ``progress(done, total)`` is called after each batch (``total`` is the log's
+        last notification id, so ``done / total`` is the share folded). Readers in
+        other processes see partly rebuilt views until it ends: rebuild at a quiet time.
+        """
+        with self._catch_up_lock:
+            total = self.recorder.max_notification_id() or 0
+            folded = 0
+            for projection in self._projections:
+                self.views.reset(projection.name)
+                folded += self._catch_up_one(projection, progress, total)
+            return folded
+
+    def _query(self, ask: Callable[[], T]) -> T:
+        """Catch the read models up, then answer ``ask`` from them (read-your-writes)."""
+        self.catch_up()
+        return ask()
+
+    def _catch_up_one(
+        self, projection: Projection, progress: Progress | None = None, total: int = 0
+    ) -> int:
+        name = projection.name
+        folded = 0
         while True:
+            expected = self.views.position(name)
             notifications = self.recorder.select_notifications(
-                start=model.position, limit=self.catch_up_batch, inclusive_of_start=False
+                start=expected, limit=self.catch_up_batch, inclusive_of_start=False
             )
-            for notification in notifications:
-                model.apply(self.mapper.to_domain_event(notification))
-                model.position = notification.id
-                applied += 1
+            if not notifications:
+                return folded
+            events = [self.mapper.to_domain_event(n) for n in notifications]
+            keys = {k for k in map(projection.key, events) if k is not None}
+            docs: dict[str, Doc | None] = dict(self.views.get_many(name, keys))
+            for event in events:
+                key = projection.key(event)
+                if key is not None:
+                    docs[key] = projection.fold(docs.get(key), event)
+            changes = {k: docs.get(k) for k in keys}
+            last = notifications[-1].id
+            if not self.views.commit(name, changes, expected=expected, position=last):
+                continue  # another process folded from ``expected`` first: start from its position
+            folded += len(notifications)
+            if progress is not None:
+                progress(last, max(total, last))
             if len(notifications) < self.catch_up_batch:
-                return applied
+                return folded
 
     def __enter__(self: T) -> T:
         return self

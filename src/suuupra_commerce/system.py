@@ -14,7 +14,7 @@ Settings come from the ``env`` mapping given, then from ``os.environ``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -40,6 +40,7 @@ from suuupra_commerce.ports import (
     TaxPolicy,
 )
 from suuupra_commerce.pricing import FreeShipping, NoDiscounts, NoTax, Pricing
+from suuupra_commerce.projections import InMemoryViewStore, ViewStore
 from suuupra_commerce.sagas.definition import SagaRegistry
 from suuupra_commerce.sagas.orders import (
     ORDER_CANCELLATION,
@@ -51,7 +52,10 @@ from suuupra_commerce.sagas.orders import (
 from suuupra_commerce.sagas.service import Participants, SagaDispatcher, SagaEngine, Sagas
 from suuupra_commerce.sagas.workers import PartitionLeases, SagaWorker, SoleLeases
 
-__all__ = ["Commerce", "Settings"]
+__all__ = ["Commerce", "Progress", "Settings"]
+
+Progress = Callable[[str, int, int], None]
+"""Told ``(service, done, total)`` as a rebuild goes (notification ids of that service's log)."""
 
 _PERSISTENCE_MODULES = {
     "memory": "eventsourcing.popo",
@@ -108,6 +112,41 @@ class Settings(BaseModel):
     aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
     saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
     saga_partitions: int = Field(default=1, ge=1, le=1024)
+    views: Literal["memory", "sqlite", "postgres"] | None = None
+    views_pool_size: int = Field(default=4, ge=1, le=100)
+
+    @property
+    def views_backend(self) -> Literal["memory", "sqlite", "postgres"]:
+        """Where the read models live: ``views`` if set, else beside the events.
+
+        On Redis they default to memory (folded again from the log at start).
+
+        >>> Settings(persistence="postgres").views_backend
+        'postgres'
+        >>> Settings(persistence="redis").views_backend
+        'memory'
+        """
+        if self.views is not None:
+            return self.views
+        return "memory" if self.persistence == "redis" else self.persistence
+
+    def view_store(self) -> ViewStore:
+        """A new view store as the settings choose it (the caller closes it)."""
+        backend = self.views_backend
+        if backend == "sqlite":
+            # Imported here, like every adapter: the composition root alone names them.
+            from suuupra_commerce.adapters.sqlite_views import SQLiteViewStore
+
+            self.sqlite_dir.mkdir(parents=True, exist_ok=True)
+            return SQLiteViewStore(
+                self.sqlite_dir / "views.sqlite",
+                lock_timeout_seconds=self.sqlite_lock_timeout_seconds,
+            )
+        if backend == "postgres":
+            from suuupra_commerce.adapters.postgres_views import PostgresViewStore
+
+            return PostgresViewStore(self.postgres, pool_size=self.views_pool_size)
+        return InMemoryViewStore()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -188,7 +227,8 @@ class Commerce:
             shipping=shipping or FreeShipping(),
         )
         retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
-        common: dict[str, Any] = {"clock": self.clock, "retry": retry}
+        self.views = settings.view_store()
+        common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
         if recorder_hook is not None:
             common["recorder_hook"] = recorder_hook
         self.inventory = Inventory(
@@ -289,6 +329,22 @@ class Commerce:
         self.carts.close()
         self.orders.close()
         self.inventory.close()
+        self.views.close()
+
+    def rebuild_views(self, progress: Progress | None = None) -> dict[str, int]:
+        """Fold every read model again from the first event; events folded per service.
+
+        ``progress(service, done, total)`` is told how far each service has got.
+        """
+        folded: dict[str, int] = {}
+        for app in (self.inventory, self.orders, self.carts, self.sagas):
+
+            def told(done: int, total: int, name: str = app.name) -> None:
+                if progress is not None:
+                    progress(name, done, total)
+
+            folded[app.name] = app.rebuild(told)
+        return folded
 
     def __enter__(self) -> Self:
         return self

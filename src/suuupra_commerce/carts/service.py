@@ -39,7 +39,7 @@ from suuupra_commerce.carts.domain import (
     checkout_order_id,
     merge_carts,
 )
-from suuupra_commerce.carts.views import CartListModel, CartView
+from suuupra_commerce.carts.views import CartProjection, CartView
 from suuupra_commerce.errors import (
     CartNotFoundError,
     ConcurrencyConflictError,
@@ -50,6 +50,7 @@ from suuupra_commerce.errors import (
 from suuupra_commerce.money import Money
 from suuupra_commerce.ports import Clock, PricedLine, PriceQuote
 from suuupra_commerce.pricing import Pricing, Quote
+from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
@@ -125,14 +126,14 @@ class Carts(CommerceApplication):
         recorder_hook: RecorderHook | None = None,
         ttl: timedelta = timedelta(days=7),
         abandoned_after: timedelta = timedelta(hours=1),
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.orders = orders
         self.pricing = pricing
         self.ttl = _positive(ttl, "ttl")
         self.abandoned_after = _positive(abandoned_after, "abandoned_after")
-        self._list = CartListModel()
-        self._register_read_model(self._list)
+        self._register_projection(CartProjection())
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class Carts(CommerceApplication):
         """
         at = now if now is not None else self.clock.now()
         expired = 0
-        for cart_id in self._query(lambda: self._list.stale(at, self.ttl)):
+        for cart_id in self._untouched_since(at - self.ttl, with_lines=False):
             if self._run(functools.partial(self._expire_one, cart_id, at), writes=[cart_id]):
                 expired += 1
         return expired
@@ -354,25 +355,49 @@ class Carts(CommerceApplication):
     def active_cart(self, customer_id: str) -> CartView | None:
         """The customer's most recently touched active cart, or ``None``."""
         check_identifier(customer_id, "customer id")
-        cart_id = self._query(lambda: self._list.active_cart_id(customer_id))
-        return None if cart_id is None else self.get(cart_id)
+        query = ViewQuery(
+            equal={"customer_id": customer_id, "status": CartStatus.ACTIVE.value},
+            order_by="touched_at",
+            descending=True,
+            limit=1,
+        )
+        found = self._find(query)
+        return None if not found else self.get(UUID(found[0]["cart_id"]))
 
     def for_customer(self, customer_id: str) -> list[CartView]:
         """The customer's carts (deleted ones left out), most recently touched first."""
         check_identifier(customer_id, "customer id")
-        ids = self._query(lambda: self._list.for_customer(customer_id))
-        return [self.get(cart_id) for cart_id in ids]
+        query = ViewQuery(
+            equal={"customer_id": customer_id}, order_by="touched_at", descending=True
+        )
+        return [
+            self.get(UUID(doc["cart_id"]))
+            for doc in self._find(query)
+            if doc["status"] != CartStatus.DELETED.value
+        ]
 
     def count_by_status(self) -> dict[CartStatus, int]:
         """How many carts are in each status (from the read model)."""
-        return self._query(self._list.count_by_status)
+        tallies = self._query(lambda: self.views.tally(CartProjection.name, ("status",)))
+        return {CartStatus(t.group[0]): t.count for t in tallies if t.group[0] is not None}
 
     def abandoned(self, now: datetime | None = None) -> list[CartView]:
         """Active carts with lines, untouched for ``abandoned_after``; oldest first."""
         at = now if now is not None else self.clock.now()
         cutoff = at - self.abandoned_after
-        ids = self._query(lambda: self._list.untouched_since(cutoff, with_lines=True))
-        return [self.get(cart_id) for cart_id in ids]
+        return [self.get(cart_id) for cart_id in self._untouched_since(cutoff, with_lines=True)]
+
+    def _find(self, query: ViewQuery) -> list[Doc]:
+        return self._query(lambda: self.views.find(CartProjection.name, query))
+
+    def _untouched_since(self, cutoff: datetime, *, with_lines: bool) -> list[UUID]:
+        """Active carts last touched at or before ``cutoff``, oldest first."""
+        query = ViewQuery(
+            equal={"status": CartStatus.ACTIVE.value},
+            at_most={"touched_at": instant(cutoff)},
+            order_by="touched_at",
+        )
+        return [UUID(d["cart_id"]) for d in self._find(query) if d["skus"] or not with_lines]
 
 
 def _fingerprint(cart: Cart) -> str:

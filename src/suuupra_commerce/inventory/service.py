@@ -40,10 +40,12 @@ from suuupra_commerce.inventory.domain import (
 )
 from suuupra_commerce.inventory.views import (
     InventoryItemView,
-    InventoryReadModel,
+    InventoryProjection,
     InventorySummary,
+    summarise,
 )
 from suuupra_commerce.ports import Clock
+from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier, check_quantity, check_sku
 
@@ -101,11 +103,11 @@ class Inventory(CommerceApplication):
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
         allocation: AllocationStrategy | None = None,
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
-        self._view = InventoryReadModel()
-        self._register_read_model(self._view)
+        self._register_projection(InventoryProjection())
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -300,12 +302,14 @@ class Inventory(CommerceApplication):
         if not isinstance(moment, datetime) or moment.utcoffset() is None:
             raise InvalidInputError("now must be a timezone-aware datetime")
         expired = 0
-        for sku, ids in self._query(lambda: self._view.due_reservations(moment)).items():
+        due = self._find(ViewQuery(at_most={"next_expiry": instant(moment)}, order_by="sku"))
+        for doc in due:
+            ids = InventoryProjection.due(doc, moment)
 
             def decide(item: InventoryItem, ids: list[UUID] = ids) -> int:
                 return sum(1 for rid in ids if item.expire(rid, moment))
 
-            expired += int(self._change(sku, decide))
+            expired += int(self._change(doc["sku"], decide))
         return expired
 
     # --- queries (from the read model) --------------------------------------------------------
@@ -313,33 +317,41 @@ class Inventory(CommerceApplication):
     def item(self, sku: str) -> InventoryItemView:
         """Levels of one SKU; ``UnknownSkuError`` if it is not registered."""
         check_sku(sku)
-        view = self._query(lambda: self._view.by_sku(sku))
-        if view is None:
+        found = self._find(ViewQuery(equal={"sku": sku}))
+        if not found:
             raise UnknownSkuError(sku)
-        return view
+        return InventoryProjection.view(found[0])
 
     def item_by_id(self, inventory_id: UUID) -> InventoryItemView:
         """Levels of one item by its inventory id."""
-        view = self._query(lambda: self._view.by_id(inventory_id))
-        if view is None:
+        docs = self._query(
+            lambda: self.views.get_many(InventoryProjection.name, [str(inventory_id)])
+        )
+        if not docs:
             raise InventoryItemNotFoundError(inventory_id)
-        return view
+        return InventoryProjection.view(docs[str(inventory_id)])
 
     def items(self) -> list[InventoryItemView]:
         """Every item, by SKU."""
-        return self._query(lambda: self._view.all())
+        return self._views(ViewQuery(order_by="sku"))
 
     def low_stock(self) -> list[InventoryItemView]:
         """Items at or below their low-stock threshold."""
-        return self._query(lambda: self._view.low_stock())
+        return self._views(ViewQuery(equal={"low_stock": "yes"}, order_by="sku"))
 
     def reorder_needed(self) -> list[InventoryItemView]:
         """Items at or below their reorder point."""
-        return self._query(lambda: self._view.reorder_needed())
+        return self._views(ViewQuery(equal={"reorder_needed": "yes"}, order_by="sku"))
 
     def summary(self) -> InventorySummary:
         """Totals over every item."""
-        return self._query(lambda: self._view.summary())
+        return summarise(self.items())
+
+    def _find(self, query: ViewQuery) -> list[Doc]:
+        return self._query(lambda: self.views.find(InventoryProjection.name, query))
+
+    def _views(self, query: ViewQuery) -> list[InventoryItemView]:
+        return [InventoryProjection.view(doc) for doc in self._find(query)]
 
     def reservation(self, sku: str, reservation_id: UUID) -> ReservationView:
         """One reservation as it stands (read from its item)."""

@@ -54,9 +54,10 @@ from suuupra_commerce.orders.commands import (
 from suuupra_commerce.orders.domain import Order
 from suuupra_commerce.orders.lifecycle import OrderStatus
 from suuupra_commerce.orders.policy import CancellationPolicy, StandardCancellationPolicy
-from suuupra_commerce.orders.views import OrderReadModel, OrderSummary, OrderView
+from suuupra_commerce.orders.views import OrderProjection, OrderSummary, OrderView
 from suuupra_commerce.ports import Clock
 from suuupra_commerce.pricing import Pricing, Quote
+from suuupra_commerce.projections import ViewQuery, ViewStore
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
@@ -89,16 +90,16 @@ class Orders(CommerceApplication):
         recorder_hook: RecorderHook | None = None,
         cancellation_policy: CancellationPolicy | None = None,
         reservation_minutes: int = 15,
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.inventory = inventory
         self.pricing = pricing
         self.cancellation_policy: CancellationPolicy = (
             cancellation_policy or StandardCancellationPolicy()
         )
         self.reservation_minutes = reservation_minutes
-        self._view = OrderReadModel()
-        self._register_read_model(self._view)
+        self._register_projection(OrderProjection())
 
     # --- placement ----------------------------------------------------------------------------
 
@@ -429,16 +430,27 @@ class Orders(CommerceApplication):
     def for_customer(self, customer_id: str) -> list[OrderSummary]:
         """A customer's orders, newest first (from the read model)."""
         check_identifier(customer_id, "customer id")
-        return self._query(lambda: self._view.for_customer(customer_id))
+        query = ViewQuery(equal={"customer_id": customer_id}, order_by="placed_at", descending=True)
+        return self._summaries(query)
 
     def listing(
         self, status: OrderStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[OrderSummary]:
         """Orders, newest first, optionally of one status (from the read model)."""
-        return self._query(
-            lambda: self._view.listing(status, max(1, min(limit, 1000)), max(0, offset))
+        query = ViewQuery(
+            equal=None if status is None else {"status": status.value},
+            order_by="placed_at",
+            descending=True,
+            limit=max(1, min(limit, 1000)),
+            offset=max(0, offset),
         )
+        return self._summaries(query)
 
     def count_by_status(self) -> dict[OrderStatus, int]:
         """How many orders are in each status (from the read model)."""
-        return self._query(self._view.count_by_status)
+        tallies = self._query(lambda: self.views.tally(OrderProjection.name, ("status",)))
+        return {OrderStatus(t.group[0]): t.count for t in tallies if t.group[0] is not None}
+
+    def _summaries(self, query: ViewQuery) -> list[OrderSummary]:
+        docs = self._query(lambda: self.views.find(OrderProjection.name, query))
+        return [OrderProjection.summary(doc) for doc in docs]

@@ -1,4 +1,4 @@
-"""Order views: one order in full (from its aggregate) and order lists (from a read model)."""
+"""Order views: one order in full (from its aggregate) and order lists (from a projection)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from suuupra_commerce.application import ReadModel
 from suuupra_commerce.money import Money, sum_money
 from suuupra_commerce.orders.domain import Order
 from suuupra_commerce.orders.lifecycle import FulfilmentStatus, OrderStatus, PaymentStatus
+from suuupra_commerce.projections import Doc, Projection, instant, parse_instant
 
-__all__ = ["OrderLineView", "OrderReadModel", "OrderSummary", "OrderView"]
+__all__ = ["OrderLineView", "OrderProjection", "OrderSummary", "OrderView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,66 +115,51 @@ class OrderSummary:
     updated_at: datetime
 
 
-class OrderReadModel(ReadModel):
-    """Order summaries, by id, by customer and by status."""
+class OrderProjection(Projection):
+    """Order summaries, indexed by customer, status and time placed."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._orders: dict[UUID, OrderSummary] = {}
-        self._by_customer: dict[str, list[UUID]] = {}
+    name = "orders"
+    indexes = ("customer_id", "status", "placed_at")
 
-    def apply(self, event: DomainEventProtocol[UUID]) -> None:
+    def key(self, event: DomainEventProtocol[UUID]) -> str:
+        return str(event.originator_id)
+
+    def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
+        timestamp = instant(getattr(event, "timestamp"))  # noqa: B009 - not on the Protocol
         if isinstance(event, Order.Placed):
-            currency = event.currency
             totals = [Money.from_dict(line["total"]) for line in event.lines]
-            summary = OrderSummary(
-                order_id=event.originator_id,
-                customer_id=event.customer_id,
-                status=OrderStatus.PENDING,
-                payment_status=PaymentStatus.PENDING,
-                total=sum_money(totals, currency) + Money.from_dict(event.shipping),
-                items=sum(int(line["quantity"]) for line in event.lines),
-                placed_at=event.timestamp,
-                updated_at=event.timestamp,
-            )
-            self._orders[summary.order_id] = summary
-            self._by_customer.setdefault(summary.customer_id, []).append(summary.order_id)
-            return
-        timestamp: datetime = getattr(event, "timestamp")  # noqa: B009 - not on the Protocol
-        old = self._orders[event.originator_id]
+            total = sum_money(totals, event.currency) + Money.from_dict(event.shipping)
+            return {
+                "order_id": str(event.originator_id),
+                "customer_id": event.customer_id,
+                "status": OrderStatus.PENDING.value,
+                "payment_status": PaymentStatus.PENDING.value,
+                "total": total.to_dict(),
+                "items": sum(int(line["quantity"]) for line in event.lines),
+                "placed_at": timestamp,
+                "updated_at": timestamp,
+            }
+        if doc is None:
+            return None
         status = getattr(event, "status", None)
+        if isinstance(status, str):
+            doc["status"] = OrderStatus(status).value
         payment_status = getattr(event, "payment_status", None)
-        self._orders[old.order_id] = OrderSummary(
-            order_id=old.order_id,
-            customer_id=old.customer_id,
-            status=OrderStatus(status) if isinstance(status, str) else old.status,
-            payment_status=(
-                PaymentStatus(payment_status)
-                if isinstance(payment_status, str)
-                else old.payment_status
-            ),
-            total=old.total,
-            items=old.items,
-            placed_at=old.placed_at,
-            updated_at=timestamp,
+        if isinstance(payment_status, str):
+            doc["payment_status"] = PaymentStatus(payment_status).value
+        doc["updated_at"] = timestamp
+        return doc
+
+    @staticmethod
+    def summary(doc: Doc) -> OrderSummary:
+        """The :class:`OrderSummary` a document holds."""
+        return OrderSummary(
+            order_id=UUID(doc["order_id"]),
+            customer_id=doc["customer_id"],
+            status=OrderStatus(doc["status"]),
+            payment_status=PaymentStatus(doc["payment_status"]),
+            total=Money.from_dict(doc["total"]),
+            items=doc["items"],
+            placed_at=parse_instant(doc["placed_at"]),
+            updated_at=parse_instant(doc["updated_at"]),
         )
-
-    def for_customer(self, customer_id: str) -> list[OrderSummary]:
-        """A customer's orders, newest first."""
-        ids = self._by_customer.get(customer_id, [])
-        return [self._orders[i] for i in reversed(ids)]
-
-    def listing(
-        self, status: OrderStatus | None = None, limit: int = 100, offset: int = 0
-    ) -> list[OrderSummary]:
-        """Orders, newest first, optionally of one status."""
-        rows = sorted(self._orders.values(), key=lambda s: s.placed_at, reverse=True)
-        if status is not None:
-            rows = [r for r in rows if r.status is status]
-        return rows[offset : offset + limit]
-
-    def count_by_status(self) -> dict[OrderStatus, int]:
-        counts: dict[OrderStatus, int] = {}
-        for row in self._orders.values():
-            counts[row.status] = counts.get(row.status, 0) + 1
-        return counts

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,6 +46,7 @@ from suuupra_commerce.errors import (
     UnknownSagaDefinitionError,
 )
 from suuupra_commerce.ports import Clock
+from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant, parse_instant
 from suuupra_commerce.sagas.commands import (
     CompensateSaga,
     ResolveSaga,
@@ -63,7 +64,7 @@ from suuupra_commerce.sagas.domain import (
     StepExchange,
     StepKey,
 )
-from suuupra_commerce.sagas.views import SagaReadModel, SagaStatistics, SagaSummary, SagaView
+from suuupra_commerce.sagas.views import SagaProjection, SagaStatistics, SagaSummary, SagaView
 from suuupra_commerce.tracing import span, traced_service
 
 __all__ = [
@@ -198,8 +199,9 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.processed = 0
 
     def construct_recorder(self) -> ProcessRecorder:
@@ -271,13 +273,13 @@ class Sagas(_Processor):
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.registry = registry
         self._triggers = {trigger.event_type: trigger for trigger in triggers}
         self.topics = [get_topic(StepExchange.Replied)] + [get_topic(t) for t in self._triggers]
-        self._view = SagaReadModel()
-        self._register_read_model(self._view)
+        self._register_projection(SagaProjection())
 
     # --- processing messages (with tracking) --------------------------------------------------
 
@@ -418,7 +420,9 @@ class Sagas(_Processor):
         """
         moment = now if now is not None else self.clock.now()
         fired = 0
-        for saga_id, token in self._query(lambda: self._view.due_timers(moment)):
+        due = self._find(ViewQuery(at_most={"timer_at": instant(moment)}, order_by="timer_at"))
+        for doc in due:
+            saga_id, token = UUID(doc["saga_id"]), str(doc["timer_token"])
             if owns is not None and not owns(saga_id):
                 continue
 
@@ -433,7 +437,9 @@ class Sagas(_Processor):
 
     def next_timer(self) -> datetime | None:
         """When the soonest running timer is due, if any runs."""
-        return self._query(self._view.next_timer)
+        soonest = self._find(ViewQuery(order_by="timer_at", limit=1))
+        at = soonest[0]["timer_at"] if soonest else None
+        return None if at is None else parse_instant(at)
 
     def retry_step(self, cmd: RetrySagaStep) -> None:
         """Operator: send the step a stuck saga is at again."""
@@ -501,15 +507,26 @@ class Sagas(_Processor):
         offset: int = 0,
     ) -> list[SagaSummary]:
         """Sagas, newest first, filtered by status, definition and subject."""
-        return self._query(
-            lambda: self._view.listing(
-                status, definition, subject, max(1, min(limit, 1000)), max(0, offset)
-            )
+        equal = {"status": status, "definition": definition, "subject": subject}
+        query = ViewQuery(
+            equal={field: str(value) for field, value in equal.items() if value is not None},
+            order_by="started_at",
+            descending=True,
+            limit=max(1, min(limit, 1000)),
+            offset=max(0, offset),
         )
+        return [SagaProjection.summary(doc) for doc in self._find(query)]
 
     def statistics(self) -> SagaStatistics:
         """Counts by status and definition, and of retries, timeouts and compensations."""
-        return self._query(self._view.statistics)
+        by = ("definition", "status")
+        tallies = self._query(
+            lambda: self.views.tally(SagaProjection.name, by, SagaProjection.TROUBLE)
+        )
+        return SagaProjection.statistics(tallies)
+
+    def _find(self, query: ViewQuery) -> Sequence[Doc]:
+        return self._query(lambda: self.views.find(SagaProjection.name, query))
 
 
 class SagaDispatcher(_Processor):
@@ -525,8 +542,9 @@ class SagaDispatcher(_Processor):
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
+        views: ViewStore | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook)
+        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.participants = participants
         self.topics = [get_topic(Saga.StepDispatched), get_topic(Saga.CompensationDispatched)]
 

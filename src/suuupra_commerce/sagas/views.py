@@ -11,16 +11,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from suuupra_commerce.application import ReadModel
+from suuupra_commerce.projections import Doc, Projection, Tally, instant, parse_instant
 from suuupra_commerce.sagas.domain import Phase, Saga, SagaStatus, StepKey, timer_token
 
 __all__ = [
-    "SagaReadModel",
+    "SagaProjection",
     "SagaStatistics",
     "SagaSummary",
     "SagaView",
@@ -190,193 +190,172 @@ class SagaStatistics:
     operator_actions: int
 
 
-@dataclass(slots=True)
-class _Row:
-    saga_id: UUID
-    definition: str
-    version: int
-    subject: str
-    steps: list[str]
-    status: SagaStatus
-    step: str
-    phase: Phase
-    attempt: int
-    delivery: int
-    started_at: datetime
-    updated_at: datetime
-    ended_at: datetime | None = None
-    timer: tuple[str, datetime] | None = None
+class SagaProjection(Projection):
+    """Every saga's summary, its running timer (indexed by due time) and its trouble counts."""
 
-    def summary(self) -> SagaSummary:
-        return SagaSummary(
-            saga_id=self.saga_id,
-            definition=self.definition,
-            version=self.version,
-            subject=self.subject,
-            status=self.status,
-            step=self.step,
-            phase=self.phase,
-            attempt=self.attempt,
-            started_at=self.started_at,
-            updated_at=self.updated_at,
-            ended_at=self.ended_at,
-        )
-
-
-class SagaReadModel(ReadModel):
-    """Every saga's summary, the index of running timers, and the statistics."""
+    name = "sagas"
+    indexes = ("status", "definition", "subject", "started_at", "timer_at")
 
     def __init__(self) -> None:
-        super().__init__()
-        self._rows: dict[UUID, _Row] = {}
-        self._timers: dict[UUID, tuple[str, datetime]] = {}  # only sagas with a running timer
-        self._by_subject: dict[str, list[UUID]] = {}
-        self.retries = 0
-        self.timeouts = 0
-        self.compensations = 0
-        self.operator_actions = 0
-        self._handlers: dict[type[Any], Callable[[_Row, Any], None]] = {
-            Saga.StepDispatched: self._dispatched(Phase.FORWARD),
-            Saga.CompensationDispatched: self._dispatched(Phase.COMPENSATION),
-            Saga.ReplyReceived: self._replied,
-            Saga.StepFailed: self._failed,
-            Saga.StepTimedOut: self._timed_out,
-            Saga.CompensationStarted: self._compensating,
-            Saga.Completed: self._ended(SagaStatus.COMPLETED),
-            Saga.Compensated: self._ended(SagaStatus.COMPENSATED),
-            Saga.Stuck: self._ended(SagaStatus.STUCK),
-            Saga.OperatorActed: self._operator_acted,
+        self._handlers: dict[type[Any], Callable[[Doc, Any], None]] = {
+            Saga.StepDispatched: _dispatched(Phase.FORWARD),
+            Saga.CompensationDispatched: _dispatched(Phase.COMPENSATION),
+            Saga.ReplyReceived: _replied,
+            Saga.StepFailed: _failed,
+            Saga.StepTimedOut: _timed_out,
+            Saga.CompensationStarted: _compensating,
+            Saga.Completed: _ended(SagaStatus.COMPLETED),
+            Saga.Compensated: _ended(SagaStatus.COMPENSATED),
+            Saga.Stuck: _ended(SagaStatus.STUCK),
+            Saga.OperatorActed: _operator_acted,
         }
 
-    def apply(self, event: DomainEventProtocol[UUID]) -> None:
-        timestamp: datetime = getattr(event, "timestamp")  # noqa: B009 - not on the Protocol
+    @property
+    def handled(self) -> frozenset[type[Any]]:
+        """The event classes this projection folds (besides ``Started``)."""
+        return frozenset(self._handlers)
+
+    def key(self, event: DomainEventProtocol[UUID]) -> str:
+        return str(event.originator_id)
+
+    def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
+        timestamp = instant(getattr(event, "timestamp"))  # noqa: B009 - not on the Protocol
         if isinstance(event, Saga.Started):
-            row = _Row(
-                saga_id=event.originator_id,
-                definition=event.definition,
-                version=event.definition_version,
-                subject=event.subject,
-                steps=list(event.steps),
-                status=SagaStatus.RUNNING,
-                step=event.steps[0],
-                phase=Phase.FORWARD,
-                attempt=0,
-                delivery=0,
-                started_at=timestamp,
-                updated_at=timestamp,
-            )
-            self._rows[row.saga_id] = row
-            self._by_subject.setdefault(row.subject, []).append(row.saga_id)
-            return
-        row = self._rows[event.originator_id]
-        row.updated_at = timestamp
+            return {
+                "saga_id": str(event.originator_id),
+                "definition": event.definition,
+                "version": event.definition_version,
+                "subject": event.subject,
+                "status": SagaStatus.RUNNING.value,
+                "step": event.steps[0],
+                "phase": Phase.FORWARD.value,
+                "attempt": 0,
+                "delivery": 0,
+                "started_at": timestamp,
+                "updated_at": timestamp,
+                "ended_at": None,
+                "timer_token": None,
+                "timer_at": None,
+                "retries": 0,
+                "timeouts": 0,
+                "compensations": 0,
+                "operator_actions": 0,
+            }
+        if doc is None:
+            return None
+        doc["updated_at"] = timestamp
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(row, event)
-        if row.timer is None:
-            self._timers.pop(row.saga_id, None)
-        else:
-            self._timers[row.saga_id] = row.timer
+            handler(doc, event)
+        return doc
 
-    # --- queries ------------------------------------------------------------------------------
+    @staticmethod
+    def summary(doc: Doc) -> SagaSummary:
+        """The :class:`SagaSummary` a document holds."""
+        ended_at = doc["ended_at"]
+        return SagaSummary(
+            saga_id=UUID(doc["saga_id"]),
+            definition=doc["definition"],
+            version=doc["version"],
+            subject=doc["subject"],
+            status=SagaStatus(doc["status"]),
+            step=doc["step"],
+            phase=Phase(doc["phase"]),
+            attempt=doc["attempt"],
+            started_at=parse_instant(doc["started_at"]),
+            updated_at=parse_instant(doc["updated_at"]),
+            ended_at=None if ended_at is None else parse_instant(ended_at),
+        )
 
-    def listing(
-        self,
-        status: SagaStatus | None,
-        definition: str | None,
-        subject: str | None,
-        limit: int,
-        offset: int,
-    ) -> list[SagaSummary]:
-        """Sagas, newest first, filtered by status, definition and subject."""
-        ids = self._by_subject.get(subject, []) if subject is not None else list(self._rows)
-        rows = [self._rows[i] for i in ids]
-        if status is not None:
-            rows = [r for r in rows if r.status is status]
-        if definition is not None:
-            rows = [r for r in rows if r.definition == definition]
-        rows.sort(key=lambda r: r.started_at, reverse=True)
-        return [r.summary() for r in rows[offset : offset + limit]]
-
-    def due_timers(self, now: datetime) -> list[tuple[UUID, str]]:
-        """Timers due by ``now`` (soonest first), as ``(saga id, token)``."""
-        due = [
-            (timer[1], saga_id, timer[0])
-            for saga_id, timer in self._timers.items()
-            if timer[1] <= now
-        ]
-        due.sort()
-        return [(saga_id, token) for _, saga_id, token in due]
-
-    def next_timer(self) -> datetime | None:
-        """When the soonest running timer is due, if any runs."""
-        return min((timer[1] for timer in self._timers.values()), default=None)
-
-    def statistics(self) -> SagaStatistics:
+    @staticmethod
+    def statistics(tallies: Iterable[Tally]) -> SagaStatistics:
+        """Statistics from a tally by ``(definition, status)`` summing the trouble counts."""
         by_status: dict[SagaStatus, int] = {}
         by_definition: dict[str, dict[SagaStatus, int]] = {}
-        for row in self._rows.values():
-            by_status[row.status] = by_status.get(row.status, 0) + 1
-            counts = by_definition.setdefault(row.definition, {})
-            counts[row.status] = counts.get(row.status, 0) + 1
+        sums = [0, 0, 0, 0]
+        for tally in tallies:
+            definition, status = str(tally.group[0]), SagaStatus(str(tally.group[1]))
+            by_status[status] = by_status.get(status, 0) + tally.count
+            counts = by_definition.setdefault(definition, {})
+            counts[status] = counts.get(status, 0) + tally.count
+            sums = [a + b for a, b in zip(sums, tally.sums, strict=True)]
         return SagaStatistics(
-            total=len(self._rows),
+            total=sum(by_status.values()),
             by_status=MappingProxyType(by_status),
             by_definition=MappingProxyType(
                 {name: MappingProxyType(c) for name, c in sorted(by_definition.items())}
             ),
-            retries=self.retries,
-            timeouts=self.timeouts,
-            compensations=self.compensations,
-            operator_actions=self.operator_actions,
+            retries=sums[0],
+            timeouts=sums[1],
+            compensations=sums[2],
+            operator_actions=sums[3],
         )
 
-    # --- folding ------------------------------------------------------------------------------
+    #: The trouble counts :meth:`statistics` expects summed, in order.
+    TROUBLE: ClassVar[tuple[str, ...]] = (
+        "retries",
+        "timeouts",
+        "compensations",
+        "operator_actions",
+    )
 
-    @staticmethod
-    def _dispatched(phase: Phase) -> Callable[[_Row, Any], None]:
-        def apply(row: _Row, e: Saga.StepDispatched | Saga.CompensationDispatched) -> None:
-            row.phase = phase
-            row.step = e.step
-            row.attempt = e.attempt
-            row.delivery = e.delivery
-            row.status = SagaStatus.RUNNING if phase is Phase.FORWARD else SagaStatus.COMPENSATING
-            row.timer = (timer_token(e.key, e.delivery, "timeout"), e.deadline)
 
-        return apply
+# --- folding ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _replied(row: _Row, e: Saga.ReplyReceived) -> None:
-        if e.disposition == "applied":
-            row.timer = None
 
-    def _failed(self, row: _Row, e: Saga.StepFailed) -> None:
-        if e.retry_at is None:
-            row.timer = None
-            return
-        self.retries += 1
-        key = str(StepKey(row.saga_id, e.step, Phase(e.phase), e.attempt))
-        row.timer = (timer_token(key, row.delivery, "retry"), e.retry_at)
+def _timer(doc: Doc, token: str | None, at: datetime | None) -> None:
+    doc["timer_token"] = token
+    doc["timer_at"] = None if at is None else instant(at)
 
-    def _timed_out(self, row: _Row, _: Saga.StepTimedOut) -> None:
-        self.timeouts += 1
-        row.timer = None
 
-    def _compensating(self, row: _Row, _: Saga.CompensationStarted) -> None:
-        self.compensations += 1
-        row.status = SagaStatus.COMPENSATING
-        row.phase = Phase.COMPENSATION
-        row.timer = None
+def _dispatched(phase: Phase) -> Callable[[Doc, Any], None]:
+    def apply(doc: Doc, e: Saga.StepDispatched | Saga.CompensationDispatched) -> None:
+        doc["phase"] = phase.value
+        doc["step"] = e.step
+        doc["attempt"] = e.attempt
+        doc["delivery"] = e.delivery
+        status = SagaStatus.RUNNING if phase is Phase.FORWARD else SagaStatus.COMPENSATING
+        doc["status"] = status.value
+        _timer(doc, timer_token(e.key, e.delivery, "timeout"), e.deadline)
 
-    @staticmethod
-    def _ended(status: SagaStatus) -> Callable[[_Row, Any], None]:
-        def apply(row: _Row, e: Any) -> None:
-            row.status = status
-            row.timer = None
-            row.ended_at = e.timestamp
+    return apply
 
-        return apply
 
-    def _operator_acted(self, row: _Row, _: Saga.OperatorActed) -> None:
-        self.operator_actions += 1
-        row.ended_at = None
+def _replied(doc: Doc, e: Saga.ReplyReceived) -> None:
+    if e.disposition == "applied":
+        _timer(doc, None, None)
+
+
+def _failed(doc: Doc, e: Saga.StepFailed) -> None:
+    if e.retry_at is None:
+        _timer(doc, None, None)
+        return
+    doc["retries"] += 1
+    key = str(StepKey(UUID(doc["saga_id"]), e.step, Phase(e.phase), e.attempt))
+    _timer(doc, timer_token(key, doc["delivery"], "retry"), e.retry_at)
+
+
+def _timed_out(doc: Doc, _: Saga.StepTimedOut) -> None:
+    doc["timeouts"] += 1
+    _timer(doc, None, None)
+
+
+def _compensating(doc: Doc, _: Saga.CompensationStarted) -> None:
+    doc["compensations"] += 1
+    doc["status"] = SagaStatus.COMPENSATING.value
+    doc["phase"] = Phase.COMPENSATION.value
+    _timer(doc, None, None)
+
+
+def _ended(status: SagaStatus) -> Callable[[Doc, Any], None]:
+    def apply(doc: Doc, e: Any) -> None:
+        doc["status"] = status.value
+        doc["ended_at"] = instant(e.timestamp)
+        _timer(doc, None, None)
+
+    return apply
+
+
+def _operator_acted(doc: Doc, _: Saga.OperatorActed) -> None:
+    doc["operator_actions"] += 1
+    doc["ended_at"] = None
