@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from suuupra_commerce.demo import main, run
 
 
@@ -23,3 +25,14 @@ def test_demo_exits_non_zero_when_run_again_on_the_same_store(tmp_path: Path) ->
     assert main(["--data-dir", str(tmp_path)]) == 0
     # The SKUs are registered already: the demo reports the refusal and fails.
     assert main(["--data-dir", str(tmp_path)]) == 1
+
+
+def test_demo_runs_on_the_store_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMERCE_PERSISTENCE", "memory")
+    lines: list[str] = []
+    assert run(tmp_path, out=lines.append) == 0, "\n".join(lines)
+    assert "   store: in memory (gone when the demo ends)" in lines
+    assert "   [ok] alice's order: its events replay to the live order" in lines
+    assert not (tmp_path / "inventory.sqlite").exists()

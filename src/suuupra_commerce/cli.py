@@ -212,7 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the end-to-end demo on SQLite files")
+    demo = commands.add_parser(
+        "demo", help="run the end-to-end demo on the configured store (SQLite files by default)"
+    )
     demo.add_argument("--data-dir", help="folder for the SQLite files (default: a new one)")
     demo.set_defaults(run=_demo)
 
