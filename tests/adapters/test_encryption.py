@@ -54,7 +54,8 @@ def _raw_postgres(env: dict[str, str]) -> bytes:
 def _raw_redis(env: dict[str, str]) -> bytes:
     import redis
 
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    # redis-py annotates replies loosely; a RESP2 client answers bytes, read as such here.
+    client: Any = redis.Redis.from_url(env["REDIS_URL"])
     found: list[bytes] = []
     try:
         for key in client.scan_iter(match=f"{env['REDIS_KEY_PREFIX']}*"):
