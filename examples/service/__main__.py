@@ -1,7 +1,9 @@
 """Run the service: ``python -m examples.service`` (SQLite under ./data by default).
 
 ``SERVICE_HOST`` / ``SERVICE_PORT`` say where it listens; ``COMMERCE_PERSISTENCE=postgres``
-with eventsourcing's ``POSTGRES_*`` keys puts its events in PostgreSQL.
+with eventsourcing's ``POSTGRES_*`` keys puts its events in PostgreSQL (``=redis`` with
+``REDIS_URL``: in Redis), and ``COMMERCE_MESSAGING=redis`` publishes its integration events
+to Redis Streams.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Build it with :func:`create_app` (``uvicorn --factory examples.service.app:create_app``,
 or ``python -m examples.service``). Nothing is opened at import time: the stores, the saga
-engine and the worker pool start in the app's lifespan and stop with it.
+engine, the outbox relays (when ``COMMERCE_MESSAGING`` names a bus) and the worker pool
+start in the app's lifespan and stop with it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Annotated, Any
@@ -626,7 +628,8 @@ def _build(env: Mapping[str, str] | None, config: ServiceConfig, metrics: Metric
 def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
     """The service, configured from ``env`` then ``os.environ`` (read when it starts).
 
-    ``COMMERCE_*`` and ``POSTGRES_*`` configure the library (see docs/index.md),
+    ``COMMERCE_*``, ``POSTGRES_*``, ``REDIS_*`` and ``CIPHER_*`` configure the library (see
+    docs/index.md and docs/example-service.md),
     ``SERVICE_*`` the service (:class:`~examples.service.config.ServiceConfig`).
     """
     metrics = Metrics()
@@ -637,13 +640,24 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
         host = await asyncio.to_thread(_build, env, config, metrics)
         app.state.host = host
         sweeper = asyncio.create_task(_sweep(host, config.sweep_seconds))
-        log.info("serving on %s persistence", host.commerce.settings.persistence)
+        # The relays publish the integration events to the bus, in a thread of their own.
+        relays_stop = threading.Event()
+        relays = threading.Thread(
+            target=host.commerce.run_relays, args=(relays_stop,), name="relays", daemon=True
+        )
+        relays.start()
+        settings = host.commerce.settings
+        log.info(
+            "serving on %s persistence, %s messaging", settings.persistence, settings.messaging
+        )
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            relays_stop.set()
+            await asyncio.to_thread(relays.join)
             await host.shop.close()
             await asyncio.to_thread(host.records.close)
             log.info("stopped")

@@ -1,7 +1,8 @@
 """The command line: ``suuupra-commerce demo | worker | sagas ... | inventory report | export ...``.
 
 Settings come from the environment, as for :class:`~suuupra_commerce.system.Commerce`
-(``COMMERCE_PERSISTENCE``, ``COMMERCE_SQLITE_DIR``, eventsourcing's ``POSTGRES_*``).
+(``COMMERCE_PERSISTENCE``, ``COMMERCE_MESSAGING``, ``COMMERCE_SQLITE_DIR``, eventsourcing's
+``POSTGRES_*``, the ``REDIS_*`` keys).
 Commands that need the host's ports (the saga worker) take ``--host module:function``,
 a callable returning the keyword arguments of ``Commerce`` (``price_book``,
 ``payments``, ``shipping_provider``, ``notifier`` ...).
@@ -93,19 +94,58 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
     with _commerce(args) as commerce:
+        sagas = args.role in ("sagas", "all")
+        relays = args.role in ("relay", "all") and commerce.settings.messaging != "none"
+        if args.role == "relay" and not relays:
+            raise UsageError("--role relay needs a bus: set COMMERCE_MESSAGING")
         if args.once:
-            moved = commerce.engine.run_until_idle()
-            out.write(f"moved {moved} messages; idle\n")
+            if sagas:
+                moved = commerce.engine.run_until_idle()
+                out.write(f"moved {moved} messages; idle\n")
+            if relays:
+                read = sum(relay.run_until_caught_up() for relay in commerce.relays)
+                out.write(f"relayed {read} notifications; caught up\n")
             return 0
-        worker = commerce.worker()
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        partitions = commerce.engine.partitions
-        out.write(f"saga worker running ({partitions} partitions); SIGINT or SIGTERM stops it\n")
+        failures: list[BaseException] = []
+
+        def guarded(run: Callable[[threading.Event], None]) -> Callable[[], None]:
+            def guard() -> None:
+                try:
+                    run(stop)
+                except BaseException as error:  # noqa: BLE001 - raised in the main thread
+                    failures.append(error)
+                    stop.set()  # one part failing stops the others: the process exits
+
+            return guard
+
+        running: list[threading.Thread] = []
+        if relays:
+            names = ", ".join(relay.name for relay in commerce.relays)
+            out.write(f"relays running ({names}) to {commerce.settings.messaging}\n")
+            running.append(threading.Thread(target=guarded(commerce.run_relays), name="relays"))
+        if sagas:
+            worker = commerce.worker()
+            partitions = commerce.engine.partitions
+            out.write(f"saga worker running ({partitions} partitions)\n")
+            running.append(threading.Thread(target=guarded(worker.run), name="sagas"))
+        out.write("SIGINT or SIGTERM stops it\n")
         out.flush()
-        worker.run(stop)
-        out.write("saga worker stopped\n")
+        for thread in running:
+            thread.start()
+        # The main thread only waits, so it is free to handle the signals.
+        while any(thread.is_alive() for thread in running):
+            stop.wait(0.5)
+            if stop.is_set():
+                break
+        for thread in running:
+            thread.join()
+        if failures:
+            raise failures[0]
+        out.write("saga worker stopped\n" if sagas else "")
+        out.write("relays stopped\n" if relays else "")
     return 0
 
 
@@ -207,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="suuupra-commerce",
         description="Operate a suuupra_commerce store: run the saga worker, inspect and "
         "repair sagas, report on inventory, export diagrams. Settings come from COMMERCE_* "
-        "(and POSTGRES_*) environment variables.",
+        "(and POSTGRES_*, REDIS_*, CIPHER_*) environment variables.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -221,13 +261,22 @@ def _parser() -> argparse.ArgumentParser:
     host_help = "module:function returning Commerce's keyword arguments (the host's ports)"
     worker = commands.add_parser(
         "worker",
-        help="run the saga engine until stopped, sharing the partitions with other workers",
+        help="run the saga engine and the outbox relays until stopped, sharing the saga "
+        "partitions with other workers",
     )
     worker.add_argument("--host", help=host_help)
     worker.add_argument(
+        "--role",
+        choices=["sagas", "relay", "all"],
+        default="all",
+        help="what to run: the saga engine, the outbox relays (COMMERCE_MESSAGING), or both "
+        "(default: all; without a bus, all is the sagas)",
+    )
+    worker.add_argument(
         "--once",
         action="store_true",
-        help="run every partition until idle, then exit (while no other worker runs)",
+        help="run every partition until idle and the relays until caught up, then exit "
+        "(while no other worker runs)",
     )
     worker.set_defaults(run=_worker)
 

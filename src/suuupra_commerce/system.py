@@ -8,24 +8,36 @@ Switching backend is a setting, never an edit::
     COMMERCE_PERSISTENCE=postgres            PostgreSQL via eventsourcing's POSTGRES_* settings
     COMMERCE_PERSISTENCE=redis               Redis via the REDIS_* settings (docs/adapters/redis.md)
 
+and so is the message bus the outbox relays publish integration events to::
+
+    COMMERCE_MESSAGING=none       (default)  no bus, no relays
+    COMMERCE_MESSAGING=memory                in-process (tests, one-process hosts)
+    COMMERCE_MESSAGING=redis                 Redis Streams at REDIS_URL
+    COMMERCE_MESSAGING=postgres              tables in the POSTGRES_* database
+
 Settings come from the ``env`` mapping given, then from ``os.environ``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from suuupra_commerce.application import RecorderHook, RetryPolicy
 from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.errors import InvalidInputError
 from suuupra_commerce.inventory.domain import AllocationStrategy
 from suuupra_commerce.inventory.service import Inventory
+from suuupra_commerce.messaging.ports import DeliveryPolicy, LogWaiter, MessageBus
+from suuupra_commerce.messaging.positions import EventStoreRelayPositions
+from suuupra_commerce.messaging.relay import OutboxRelay, PollingWaiter
 from suuupra_commerce.orders.policy import CancellationPolicy
 from suuupra_commerce.orders.service import Orders
 from suuupra_commerce.ports import (
@@ -56,6 +68,8 @@ __all__ = ["Commerce", "Progress", "Settings"]
 
 Progress = Callable[[str, int, int], None]
 """Told ``(service, done, total)`` as a rebuild goes (notification ids of that service's log)."""
+
+log = logging.getLogger("suuupra_commerce.system")
 
 _PERSISTENCE_MODULES = {
     "memory": "eventsourcing.popo",
@@ -90,6 +104,14 @@ _REDIS_KEYS = (
     "CARTS_REDIS_AGGREGATE_TTL_SECONDS",
 )
 
+#: eventsourcing's own settings for encrypting and compressing stored events, by field.
+_CIPHER_KEYS = {
+    "cipher_topic": "CIPHER_TOPIC",
+    "cipher_key": "CIPHER_KEY",
+    "compressor_topic": "COMPRESSOR_TOPIC",
+}
+_AES_CIPHER = "eventsourcing.cipher:AESCipher"
+
 
 class Settings(BaseModel):
     """Everything the composition root needs, with defaults for the embedded store.
@@ -112,8 +134,25 @@ class Settings(BaseModel):
     aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
     saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
     saga_partitions: int = Field(default=1, ge=1, le=1024)
+    saga_lease_seconds: float = Field(default=10.0, ge=0.05, le=3600, allow_inf_nan=False)
+    messaging: Literal["none", "memory", "redis", "postgres"] = "none"
+    bus_redeliver_seconds: float = Field(default=30.0, gt=0, le=86_400, allow_inf_nan=False)
+    bus_max_deliveries: int = Field(default=5, ge=1, le=1000)
+    bus_max_length: int = Field(default=100_000, ge=1, le=10**9)
+    relay_poll_seconds: float = Field(default=0.5, gt=0, le=60, allow_inf_nan=False)
     views: Literal["memory", "sqlite", "postgres"] | None = None
     views_pool_size: int = Field(default=4, ge=1, le=100)
+    cipher_topic: str | None = None
+    #: Never shown: repr, str and JSON of the settings print ``**********`` for it.
+    cipher_key: SecretStr | None = None
+    compressor_topic: str | None = None
+
+    @model_validator(mode="after")
+    def _cipher_needs_a_key(self) -> Self:
+        if self.cipher_topic and self.cipher_key is None:
+            msg = "CIPHER_TOPIC is set but CIPHER_KEY is not"
+            raise ValueError(msg)
+        return self
 
     @property
     def views_backend(self) -> Literal["memory", "sqlite", "postgres"]:
@@ -150,14 +189,15 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
-        """Read ``COMMERCE_*`` (and the stores' ``POSTGRES_*``, ``REDIS_*``) keys, ``env`` first."""
+        """Read ``COMMERCE_*`` (and the stores' ``POSTGRES_*``, ``REDIS_*``, eventsourcing's
+        ``CIPHER_TOPIC``, ``CIPHER_KEY``, ``COMPRESSOR_TOPIC``) keys, ``env`` first."""
         merged: dict[str, str] = dict(os.environ)
         if env is not None:
             merged.update(env)
         values: dict[str, Any] = {}
         for field in cls.model_fields:
-            key = f"COMMERCE_{field.upper()}"
-            if field not in ("postgres", "redis") and key in merged:
+            key = _CIPHER_KEYS.get(field, f"COMMERCE_{field.upper()}")
+            if field not in ("postgres", "redis") and merged.get(key):
                 values[field] = merged[key]
         values["postgres"] = {k: merged[k] for k in _POSTGRES_KEYS if k in merged}
         values["redis"] = {k: merged[k] for k in _REDIS_KEYS if k in merged}
@@ -186,7 +226,31 @@ class Settings(BaseModel):
             env.update(self.redis)
             # Only carts may expire: a plain REDIS_AGGREGATE_TTL_SECONDS gives no TTL here.
             env.setdefault(f"{name.upper()}_REDIS_AGGREGATE_TTL_SECONDS", "")
+        if self.cipher_key is not None:
+            env["CIPHER_TOPIC"] = self.cipher_topic or _AES_CIPHER
+            env["CIPHER_KEY"] = self.cipher_key.get_secret_value()
+        if self.compressor_topic:
+            env["COMPRESSOR_TOPIC"] = self.compressor_topic
         return env
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis server of the store, the bus and the leases (as the store defaults it)."""
+        return self.redis.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+    def redis_namespace(self, what: str) -> str:
+        """A key namespace under ``REDIS_KEY_PREFIX`` for ``what`` (the bus, the leases)."""
+        prefix = self.redis.get("REDIS_KEY_PREFIX", "eventsourcing:")
+        return f"{prefix}{what}".replace(":", ".").replace("{", "").replace("}", "").lower()
+
+    @property
+    def delivery_policy(self) -> DeliveryPolicy:
+        """How patient the bus is with consumers (``COMMERCE_BUS_*``)."""
+        return DeliveryPolicy(
+            redeliver_after=self.bus_redeliver_seconds,
+            max_deliveries=self.bus_max_deliveries,
+            max_length=self.bus_max_length,
+        )
 
 
 class Commerce:
@@ -273,6 +337,9 @@ class Commerce:
         )
         self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
         self._engine: SagaEngine | None = None
+        self._bus: MessageBus | None = None
+        self._relays: tuple[OutboxRelay, ...] | None = None
+        self._relay_positions: EventStoreRelayPositions | None = None
 
     @property
     def engine(self) -> SagaEngine:
@@ -290,6 +357,75 @@ class Commerce:
             )
         return self._engine
 
+    @property
+    def bus(self) -> MessageBus | None:
+        """The message bus ``COMMERCE_MESSAGING`` names (built on first use), or ``None``."""
+        if self._bus is None and self.settings.messaging != "none":
+            self._bus = _build_bus(self.settings)
+        return self._bus
+
+    @property
+    def relays(self) -> tuple[OutboxRelay, ...]:
+        """One outbox relay per publishing application (inventory, orders, carts) to :attr:`bus`.
+
+        Empty when ``COMMERCE_MESSAGING=none``. Their positions are tracking records in the
+        event store (see :class:`~suuupra_commerce.messaging.EventStoreRelayPositions`).
+        """
+        if self._relays is None:
+            bus = self.bus
+            if bus is None:
+                self._relays = ()
+            else:
+                positions = EventStoreRelayPositions(self.settings.application_env("Relays"))
+                self._relay_positions = positions
+                self._relays = tuple(
+                    OutboxRelay(application, bus, positions, clock=self.clock)
+                    for application in (self.inventory, self.orders, self.carts)
+                )
+        return self._relays
+
+    def run_relays(self, stop: threading.Event) -> None:
+        """Run every relay, each in a thread of its own, until ``stop`` is set.
+
+        On PostgreSQL a relay sleeps on LISTEN/NOTIFY of its application's events and wakes
+        as a command commits; elsewhere it polls every ``COMMERCE_RELAY_POLL_SECONDS``. A
+        relay that fails with anything but an unreachable store or bus (which it retries)
+        stops the others, and its error is raised here.
+        """
+        failures: list[BaseException] = []
+
+        def run(relay: OutboxRelay, waiter: LogWaiter) -> None:
+            try:
+                relay.run(stop, waiter)
+            except BaseException as error:
+                log.exception("relay %s failed; stopping the relays", relay.name)
+                failures.append(error)
+                stop.set()
+            finally:
+                waiter.close()
+
+        threads = [
+            threading.Thread(
+                target=run, args=(relay, self._waiter(relay)), name=f"relay-{relay.name}"
+            )
+            for relay in self.relays
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+
+    def _waiter(self, relay: OutboxRelay) -> LogWaiter:
+        if self.settings.persistence == "postgres":
+            from suuupra_commerce.adapters.postgres_messaging import PostgresNotificationWaiter
+
+            return PostgresNotificationWaiter.for_application(
+                self.settings.postgres, relay.application
+            )
+        return PollingWaiter(self.settings.relay_poll_seconds)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **ports: Any) -> Commerce:
         """Build from ``env`` (then ``os.environ``); ``ports`` as for the constructor."""
@@ -301,29 +437,46 @@ class Commerce:
         """A saga worker that shares the partitions with the deployment's other workers.
 
         On PostgreSQL the leases are advisory locks on the store's server (a worker that
-        dies frees its partitions at once); on the embedded stores a worker is alone and
-        owns every partition.
+        dies frees its partitions at once). Where Redis is the one server the workers share
+        (the Redis store, or SQLite files with the Redis bus) they are keys with an expiry
+        there (a dead worker's partitions free up when its leases expire). On the embedded
+        stores alone a worker is alone and owns every partition.
         """
         if leases is None:
             leases = self._default_leases()
         return SagaWorker(self.engine, leases, balance_interval=balance_interval)
 
     def _default_leases(self) -> PartitionLeases:
-        if self.settings.persistence != "postgres":
-            return SoleLeases()
-        # Imported here: it needs psycopg, which only the postgres extra installs.
-        from suuupra_commerce.adapters.postgres_leases import PostgresPartitionLeases
+        settings = self.settings
+        if settings.persistence == "postgres":
+            # Imported here: it needs psycopg, which only the postgres extra installs.
+            from suuupra_commerce.adapters.postgres_leases import PostgresPartitionLeases
 
-        where = self.settings.postgres
-        namespace = (
-            f"{where.get('POSTGRES_DBNAME', '')}/{where.get('POSTGRES_SCHEMA', 'public')}/sagas"
-        )
-        return PostgresPartitionLeases(where, namespace)
+            where = settings.postgres
+            namespace = (
+                f"{where.get('POSTGRES_DBNAME', '')}/{where.get('POSTGRES_SCHEMA', 'public')}/sagas"
+            )
+            return PostgresPartitionLeases(where, namespace)
+        if settings.persistence == "redis" or (
+            settings.persistence == "sqlite" and settings.messaging == "redis"
+        ):
+            from suuupra_commerce.adapters.redis_leases import RedisPartitionLeases
+
+            return RedisPartitionLeases.from_url(
+                settings.redis_url,
+                namespace=settings.redis_namespace("sagas"),
+                ttl=settings.saga_lease_seconds,
+            )
+        return SoleLeases()
 
     def close(self) -> None:
-        """Stop the saga engine's thread, if it runs, and close every application's connections."""
+        """Stop the saga engine's thread, if it runs, and close every connection opened."""
         if self._engine is not None:
             self._engine.stop()
+        if self._relay_positions is not None:
+            self._relay_positions.close()
+        if self._bus is not None:
+            self._bus.close()
         self.saga_dispatcher.close()
         self.sagas.close()
         self.carts.close()
@@ -351,3 +504,24 @@ class Commerce:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _build_bus(settings: Settings) -> MessageBus:
+    """The bus ``settings.messaging`` names; the adapters are imported only when named."""
+    policy = settings.delivery_policy
+    if settings.messaging == "memory":
+        from suuupra_commerce.adapters.memory_messaging import InMemoryMessageBus
+
+        return InMemoryMessageBus(policy)
+    if settings.messaging == "redis":
+        from suuupra_commerce.adapters.redis_messaging import RedisStreamBus
+
+        return RedisStreamBus.from_url(
+            settings.redis_url, namespace=settings.redis_namespace("bus"), policy=policy
+        )
+    if settings.messaging == "postgres":
+        from suuupra_commerce.adapters.postgres_messaging import PostgresMessageBus
+
+        return PostgresMessageBus(settings.postgres, policy=policy)
+    msg = f"COMMERCE_MESSAGING={settings.messaging} builds no bus"
+    raise InvalidInputError(msg)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from conftest import POSTGRES, _postgres_connect
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.adapters.memory_leases import InMemoryLeaseTable, InMemoryPartitionLeases
 from suuupra_commerce.adapters.postgres_leases import PostgresPartitionLeases
+from suuupra_commerce.adapters.redis_leases import RedisPartitionLeases
 from suuupra_commerce.sagas import SagaStatus
 from suuupra_commerce.sagas.orders import fulfilment_saga_id
 from suuupra_commerce.sagas.workers import SagaWorker
@@ -154,3 +158,133 @@ def test_postgres_leases_of_a_dead_session_are_free_at_once(namespace: str) -> N
     finally:
         dead.close()
         alive.close()
+
+
+@pytest.fixture
+def redis_leases(redis_namespace: str, redis_available: str) -> Iterator[Any]:
+    """Builds Redis leases in this test's namespace; closes them afterwards."""
+    built: list[RedisPartitionLeases] = []
+
+    def make(ttl: float = 10.0) -> RedisPartitionLeases:
+        leases = RedisPartitionLeases.from_url(
+            redis_available, namespace=f"{redis_namespace}.sagas", ttl=ttl
+        )
+        built.append(leases)
+        return leases
+
+    yield make
+    for leases in built:
+        leases.close()
+
+
+@pytest.mark.redis
+def test_redis_leases_are_exclusive_and_count_their_members(redis_leases: Any) -> None:
+    one, two = redis_leases(), redis_leases()
+    one.join()
+    two.join()
+    assert one.members() == 2
+    assert one.try_acquire(3)
+    assert not two.try_acquire(3)
+    one.release(3)
+    assert two.try_acquire(3)
+    assert one.renew() == frozenset()
+    assert two.renew() == frozenset({3})
+    two.close()
+    assert one.members() == 1, "a worker that leaves stops counting at once"
+    assert one.try_acquire(3), "and its partitions are free at once"
+
+
+@pytest.mark.redis
+def test_a_lapsed_redis_lease_is_given_up_and_never_touched_again(redis_leases: Any) -> None:
+    slow, quick = redis_leases(ttl=0.2), redis_leases(ttl=0.2)
+    assert slow.try_acquire(0)
+    time.sleep(0.3)  # slow misses its renewal; the lease lapses
+    assert quick.try_acquire(0)
+    assert slow.renew() == frozenset(), "taken over: given up, not extended"
+    slow.release(0)  # a no-op now: it must not delete quick's lease
+    slow.close()
+    assert quick.renew() == frozenset({0})
+    assert quick.client.get(quick.lease_key(0)) == quick.token.encode()
+
+
+HOLDER = """
+import sys, time
+from suuupra_commerce.adapters.redis_leases import RedisPartitionLeases
+leases = RedisPartitionLeases.from_url(sys.argv[1], namespace=sys.argv[2], ttl=1.0)
+leases.join()
+assert leases.try_acquire(0) and leases.try_acquire(1)
+print("holding", flush=True)
+while True:
+    leases.renew()
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.redis
+def test_redis_leases_of_a_killed_worker_are_taken_over_after_they_expire(
+    redis_namespace: str, redis_available: str, redis_leases: Any
+) -> None:
+    namespace = f"{redis_namespace}.sagas"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, redis_available, namespace],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        alive = redis_leases(ttl=1.0)
+        alive.join()
+        assert alive.members() == 2
+        assert not alive.try_acquire(0)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        killed_at = time.monotonic()
+        assert not alive.try_acquire(1), "a killed worker's lease lasts until it expires"
+        deadline = killed_at + 5
+        while not alive.try_acquire(0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive.try_acquire(1)
+        assert alive.renew() == frozenset({0, 1})
+        assert alive.members() == 1, "the killed worker no longer counts"
+        assert time.monotonic() - killed_at < 2.5
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("persistence", "messaging", "expected"),
+    [
+        ("redis", "none", "RedisPartitionLeases"),
+        ("sqlite", "redis", "RedisPartitionLeases"),
+        ("sqlite", "none", "SoleLeases"),
+        ("memory", "redis", "SoleLeases"),
+    ],
+)
+def test_workers_lease_on_redis_where_it_is_the_shared_server(
+    persistence: str,
+    messaging: str,
+    expected: str,
+    redis_namespace: str,
+    redis_available: str,
+    tmp_path: Any,
+) -> None:
+    env = {
+        "COMMERCE_PERSISTENCE": persistence,
+        "COMMERCE_MESSAGING": messaging,
+        "COMMERCE_SQLITE_DIR": str(tmp_path),
+        "COMMERCE_SAGA_LEASE_SECONDS": "3",
+        "REDIS_URL": redis_available,
+        "REDIS_KEY_PREFIX": f"{redis_namespace}:",
+    }
+    with SagaTestKit(Settings.from_env(env), price_book=InMemoryPriceBook()) as kit:
+        worker = kit.commerce.worker()
+        try:
+            assert type(worker.leases).__name__ == expected
+            if expected == "RedisPartitionLeases":
+                assert getattr(worker.leases, "ttl") == 3.0  # noqa: B009
+                assert worker.balance() == frozenset({0})
+        finally:
+            worker.leases.close()

@@ -7,13 +7,17 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from conftest import POSTGRES, _postgres_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
@@ -39,7 +43,7 @@ def _environment(extra: Mapping[str, str]) -> dict[str, str]:
     inherited = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("COMMERCE_", "POSTGRES_", "SERVICE_"))
+        if not k.startswith(("COMMERCE_", "POSTGRES_", "REDIS_", "CIPHER_", "SERVICE_"))
     }
     return {
         **inherited,
@@ -51,6 +55,54 @@ def _environment(extra: Mapping[str, str]) -> dict[str, str]:
         "COMMERCE_SAGA_POLL_SECONDS": "0.05",
         **extra,
     }
+
+
+#: Where the service keeps its events and publishes its integration events, by environment
+#: variables alone: SQLite files and no bus (the embedded default), PostgreSQL with the
+#: Redis Streams bus, and Redis for both.
+STORES = [
+    "sqlite",
+    pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+]
+REDIS_STORE = pytest.param("redis", marks=pytest.mark.redis)
+
+
+@contextmanager
+def store_env(kind: str, where: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings of a fresh store of ``kind``, removed afterwards (a schema, a key prefix)."""
+    if kind == "sqlite":
+        yield {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(where / "store")}
+        return
+    request.getfixturevalue("redis_available")
+    import redis
+
+    tag = uuid.uuid4().hex[:12]
+    env = {
+        "COMMERCE_MESSAGING": "redis",
+        "REDIS_URL": request.getfixturevalue("redis_available"),
+        "REDIS_KEY_PREFIX": f"test-{tag}:",
+    }
+    conn: Any = None
+    if kind == "postgres+redis":
+        request.getfixturevalue("postgres_available")
+        conn = _postgres_connect()
+        conn.execute(f'CREATE SCHEMA "test_{tag}"')
+        env.update(POSTGRES, POSTGRES_SCHEMA=f"test_{tag}", COMMERCE_PERSISTENCE="postgres")
+    else:
+        env["COMMERCE_PERSISTENCE"] = "redis"
+    try:
+        yield env
+    finally:
+        if conn is not None:
+            conn.execute(f'DROP SCHEMA "test_{tag}" CASCADE')
+            conn.close()
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        try:
+            keys = list(client.scan_iter(match=f"test-{tag}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 @contextmanager

@@ -1,13 +1,41 @@
-"""The example service on each durable store: SQLite files and PostgreSQL, across a restart."""
+"""The example service on each durable store, across a restart, by environment variables alone.
+
+SQLite files (no bus); PostgreSQL with the Redis Streams bus; Redis for the events and the bus.
+Where a bus is configured, the service's relays publish what it recorded.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from service_runner import running_service
+import pytest
+from service_runner import REDIS_STORE, STORES, running_service, store_env
+
+from suuupra_commerce.adapters.redis_messaging import RedisStreamBus
+from suuupra_commerce.messaging import decode
+from suuupra_commerce.system import Settings
+
+
+@pytest.fixture(params=[*STORES, REDIS_STORE])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    with store_env(request.param, tmp_path, request) as env:
+        yield env
+
+
+def _published_orders(env: dict[str, str]) -> set[str]:
+    """The ids of the orders whose placement reached the bus."""
+    settings = Settings.from_env(env)
+    bus = RedisStreamBus.from_url(settings.redis_url, namespace=settings.redis_namespace("bus"))
+    try:
+        consumer = bus.consumer("commerce.orders", "test-reader", "r1")
+        events = [decode(d.envelope) for d in consumer.receive(max_messages=100, wait=1.0)]
+    finally:
+        bus.close()
+    return {getattr(e, "order_id", "") for e in events if e.event_type == "commerce.order.placed"}
 
 
 def test_orders_are_fulfilled_and_keys_replayed_after_a_restart_when_the_store_is_durable(
@@ -67,3 +95,5 @@ def test_orders_are_fulfilled_and_keys_replayed_after_a_restart_when_the_store_i
         assert http.get("/api/v1/cart", headers={"X-Customer-ID": "lee"}).json()[0]["status"] == (
             "checked_out"
         )
+    if durable.get("COMMERCE_MESSAGING") == "redis":
+        assert _published_orders(durable) == {order_id}, "the relays published the order"

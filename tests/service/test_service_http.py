@@ -1,7 +1,8 @@
 """The example host service, over HTTP: every endpoint, exact money, errors, idempotency.
 
-One real server (uvicorn in a subprocess, SQLite files in a temporary folder) serves the
-module; each test works on SKUs, customers and keys of its own.
+One real server per store (uvicorn in a subprocess; SQLite files in a temporary folder, then
+PostgreSQL with the Redis Streams bus, by environment variables alone) serves the module;
+each test works on SKUs, customers and keys of its own.
 """
 
 from __future__ import annotations
@@ -15,24 +16,28 @@ from typing import Any
 
 import httpx
 import pytest
-from service_runner import Server, running_service
+from service_runner import STORES, Server, running_service, store_env
 
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture(scope="module")
-def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server on SQLite files of its own, shared by a module's tests."""
+@pytest.fixture(scope="module", params=STORES)
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per store (SQLite files; PostgreSQL with the Redis bus), shared by the tests."""
     where = tmp_path_factory.mktemp("service")
-    env = {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(where / "store")}
-    with running_service(env, where / "service.log") as server:
+    with (
+        store_env(request.param, where, request) as env,
+        running_service(env, where / "service.log") as server,
+    ):
         yield server
 
 
 @pytest.fixture
-def http(sqlite_service: Server) -> Iterator[httpx.Client]:
-    """An HTTP client of the module's SQLite server."""
-    with sqlite_service.client() as client:
+def http(service: Server) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's server."""
+    with service.client() as client:
         yield client
 
 
@@ -407,7 +412,7 @@ def test_customer_carts_list_the_active_one_and_deleted_carts_are_gone(http: htt
 
 
 def test_checkout_places_an_order_that_the_fulfilment_saga_takes_to_shipment(
-    http: httpx.Client, sqlite_service: Server
+    http: httpx.Client, service: Server
 ) -> None:
     customer = unique("fay")
     sku = unique("BOOK")
@@ -443,7 +448,7 @@ def test_checkout_places_an_order_that_the_fulfilment_saga_takes_to_shipment(
     assert [o["order_id"] for o in mine] == [order["order_id"]]
     # The saga's log lines carry the request's id as their correlation id.
     request_id = headers["X-Request-ID"]
-    lines = [line for line in sqlite_service.log_text().splitlines() if request_id in line]
+    lines = [line for line in service.log_text().splitlines() if request_id in line]
     assert any(
         f"request_id={request_id}" in line and "POST /api/v1/orders" in line for line in lines
     )
@@ -658,7 +663,7 @@ def test_health_readiness_and_metrics_report_on_the_running_service(http: httpx.
 
 
 def test_request_id_is_echoed_and_on_every_log_line_of_the_request(
-    http: httpx.Client, sqlite_service: Server
+    http: httpx.Client, service: Server
 ) -> None:
     request_id = unique("trace")
     answered = http.get(
@@ -668,6 +673,6 @@ def test_request_id_is_echoed_and_on_every_log_line_of_the_request(
     assert answered.json()["request_id"] == request_id
     made_up = http.get("/health", headers={"X-Request-ID": "not ok!"}).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", made_up)
-    lines = [line for line in sqlite_service.log_text().splitlines() if request_id in line]
+    lines = [line for line in service.log_text().splitlines() if request_id in line]
     assert len(lines) >= 2  # the refusal, and the access line
     assert all(f"request_id={request_id}" in line for line in lines)

@@ -25,17 +25,21 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from service_runner import Server, running_service
+from service_runner import STORES, Server, running_service, store_env
 
 #: Generated requests per operation and mode (valid, invalid): 33 operations x 2 x 15.
 EXAMPLES = 15
 
 
-@pytest.fixture(scope="module")
-def schema_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=STORES)
+def schema_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     where: Path = tmp_path_factory.mktemp("schema-service")
-    env = {"COMMERCE_PERSISTENCE": "sqlite", "COMMERCE_SQLITE_DIR": str(where / "store")}
-    with running_service(env, where / "service.log") as server:
+    with (
+        store_env(request.param, where, request) as env,
+        running_service(env, where / "service.log") as server,
+    ):
         with server.client() as http:
             for sku, price in (("SEED-1", "9.99"), ("SEED-2", 0.5)):
                 http.post(

@@ -22,6 +22,7 @@ from suuupra_commerce.messaging.ports import (
     ProcessedMessages,
     RelayPositions,
 )
+from suuupra_commerce.messaging.positions import EventStoreRelayPositions
 from suuupra_commerce.messaging.relay import OutboxRelay, PollingWaiter, message_id_for
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "DeliveryPolicy",
     "Envelope",
     "EventMapping",
+    "EventStoreRelayPositions",
     "IdempotentConsumer",
     "IntegrationEvent",
     "LogWaiter",
