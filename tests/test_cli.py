@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -66,7 +67,7 @@ def stuck_store(tmp_path: Path) -> tuple[Path, str]:
 def test_help_lists_every_command() -> None:
     done = cli("--help", store=Path("unused"))
     assert done.returncode == 0
-    for command in ("demo", "worker", "sagas", "inventory", "export"):
+    for command in ("demo", "worker", "sagas", "projections", "inventory", "export"):
         assert command in done.stdout
 
 
@@ -189,6 +190,30 @@ def test_worker_runs_until_stopped_by_sigterm(tmp_path: Path) -> None:
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert "saga worker stopped" in out
+
+
+def test_projections_rebuild_folds_a_lost_view_store_again_with_a_progress_bar(
+    demo_store: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "copy"
+    shutil.copytree(demo_store, store)
+    before = cli("sagas", "stats", store=store).stdout
+    (store / "views.sqlite").unlink()  # lost, or stale: a view store can always be rebuilt
+    lost = cli("projections", "status", store=store)
+    assert lost.returncode == 0, lost.stderr
+    rows = {line.split()[0]: line.split() for line in lost.stdout.splitlines()[2:]}
+    assert set(rows) == {"inventory_items", "orders", "carts", "sagas"}
+    assert all(row[2] == "0" for row in rows.values())
+    done = cli("projections", "rebuild", store=store)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("rebuilt ")
+    assert "events/s" in done.stderr
+    assert "100.0%" in done.stderr
+    for service in ("Inventory", "Orders", "Carts", "Sagas"):
+        assert f"  {service}: " in done.stdout
+    caught_up = cli("projections", "status", store=store)
+    assert all(line.split()[-1] == "0" for line in caught_up.stdout.splitlines()[2:])
+    assert cli("sagas", "stats", store=store).stdout == before
 
 
 def test_inventory_report_lists_low_stock(demo_store: Path) -> None:

@@ -46,6 +46,17 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/example-service.md", "COMMERCE_PERSISTENCE=postgres POSTGRES_DBNAME=shop"): (
         "serves HTTP until stopped, on the reader's database; tests/service runs it on PostgreSQL"
     ),
+    ("docs/adapters/messaging.md", "suuupra-commerce worker --role relay"): (
+        "an outline of worker processes that run until stopped; "
+        "tests/messaging/test_wiring.py runs the relay role as a subprocess (--once and SIGTERM)"
+    ),
+    ("docs/deployment.md", "export COMMERCE_PERSISTENCE=postgres POSTGRES_DBNAME=shop"): (
+        "an outline for the reader's own hosts (db, cache) of processes that run until stopped; "
+        "tests/sagas/test_worker_processes.py and tests/messaging/test_wiring.py run them"
+    ),
+    ("docs/example-service.md", "COMMERCE_PERSISTENCE=redis COMMERCE_MESSAGING=redis"): (
+        "serves HTTP until stopped, on the reader's Redis; tests/service runs it on Redis"
+    ),
     ("docs/sagas.md", "suuupra-commerce sagas list --status stuck"): (
         "an outline of commands on the reader's own sagas (its ids are elided); "
         "tests/test_cli.py runs every command as a subprocess"

@@ -1,4 +1,4 @@
-"""The command line: ``suuupra-commerce demo | worker | sagas ... | inventory report | export ...``.
+"""The command line: ``suuupra-commerce demo | worker | sagas | projections | inventory | export``.
 
 Settings come from the environment, as for :class:`~suuupra_commerce.system.Commerce`
 (``COMMERCE_PERSISTENCE``, ``COMMERCE_MESSAGING``, ``COMMERCE_SQLITE_DIR``, eventsourcing's
@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 from uuid import UUID
@@ -211,6 +212,69 @@ def _sagas_act(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+class _ProgressBar:
+    """A one-line progress bar with the rate, redrawn in place on ``err`` (a terminal or a log)."""
+
+    def __init__(self, err: TextIO, width: int = 30) -> None:
+        self.err = err
+        self.width = width
+        self.started = time.monotonic()
+        self.service = ""
+        self.folded = 0
+        self._last = 0
+
+    def __call__(self, service: str, done: int, total: int) -> None:
+        if service != self.service:
+            if self.service:
+                self.err.write("\n")
+            self.service, self._last = service, 0
+        self.folded += done - self._last
+        self._last = done
+        share = done / total if total else 1.0
+        filled = round(self.width * share)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.err.write(
+            f"\r{service:<10} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"{done}/{total} {share:6.1%}  {self.folded / elapsed:,.0f} events/s"
+        )
+        self.err.flush()
+
+    def close(self) -> None:
+        if self.service:
+            self.err.write("\n")
+
+
+def _projections_rebuild(args: argparse.Namespace, out: TextIO) -> int:
+    with _commerce(args) as commerce:
+        bar = _ProgressBar(sys.stderr)
+        started = time.monotonic()
+        try:
+            folded = commerce.rebuild_views(None if args.quiet else bar)
+        finally:
+            bar.close()
+        elapsed = time.monotonic() - started
+    total = sum(folded.values())
+    rate = total / elapsed if elapsed > 0 else 0.0
+    out.write(f"rebuilt {total} events into the read models in {elapsed:.2f} s ({rate:,.0f}/s)\n")
+    for service, count in folded.items():
+        out.write(f"  {service}: {count}\n")
+    return 0
+
+
+def _projections_status(args: argparse.Namespace, out: TextIO) -> int:
+    rows: list[Sequence[object]] = [("projection", "service", "position", "log head", "behind")]
+    with _commerce(args) as commerce:
+        for app in (commerce.inventory, commerce.orders, commerce.carts, commerce.sagas):
+            head = app.recorder.max_notification_id() or 0
+            for projection in app.projections:
+                position = app.views.position(projection.name)
+                rows.append((projection.name, app.name, position, head, max(head - position, 0)))
+        backend = commerce.settings.views_backend
+    out.write(f"read models in {backend}\n")
+    _table(rows, out)
+    return 0
+
+
 def _inventory_report(args: argparse.Namespace, out: TextIO) -> int:
     with _commerce(args) as commerce:
         summary = commerce.inventory.summary()
@@ -306,6 +370,21 @@ def _parser() -> argparse.ArgumentParser:
         if action == "resolve":
             acting.add_argument("--outcome", required=True, choices=["completed", "compensated"])
         acting.set_defaults(run=_sagas_act, action=action)
+
+    projections = commands.add_parser("projections", help="the read models: status, rebuild")
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    rebuild = projection_commands.add_parser(
+        "rebuild",
+        help="fold every read model again from the first event (progress bar on stderr)",
+    )
+    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    rebuild.set_defaults(run=_projections_rebuild)
+    status = projection_commands.add_parser(
+        "status", help="how far each read model has folded its service's log"
+    )
+    status.set_defaults(run=_projections_status)
 
     inventory = commands.add_parser("inventory", help="inventory reports")
     inventory_commands = inventory.add_subparsers(dest="inventory_command", required=True)

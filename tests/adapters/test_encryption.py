@@ -35,8 +35,9 @@ def _register(env: dict[str, str]) -> None:
 
 
 def _read_name(env: dict[str, str]) -> str:
+    """The item's name as its events say (read models hold plain documents: not asked here)."""
     with Commerce.from_env(env, price_book=InMemoryPriceBook()) as commerce:
-        return commerce.inventory.item("ZEBRA-1").name
+        return commerce.inventory.aggregate("ZEBRA-1").name
 
 
 def _raw_postgres(env: dict[str, str]) -> bytes:
