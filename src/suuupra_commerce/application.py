@@ -20,10 +20,16 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, RecordConflictError, Recording
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    OperationalError,
+    RecordConflictError,
+    Recording,
+)
 
 from suuupra_commerce.context import CommandContext, current_context
-from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError
+from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError, StoreUnavailableError
 from suuupra_commerce.ports import Clock, SystemClock
 from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewStore
 
@@ -101,6 +107,9 @@ class CommerceApplication(Application[UUID]):
     #: How many notifications a read model reads per round trip when catching up.
     catch_up_batch: ClassVar[int] = 500
 
+    #: How many times a read (a load, a query) is tried when the store's connection fails.
+    read_attempts: ClassVar[int] = 3
+
     #: The largest section of the notification log a follower may read at once.
     log_section_size = 1000
 
@@ -163,12 +172,38 @@ class CommerceApplication(Application[UUID]):
         attempt = 1
         while True:
             try:
-                with self._writers.hold(ids):
+                with self._writers.hold(ids), self._store_errors():
                     return decide_and_save()
             except RecordConflictError as conflict:
                 if attempt >= self.retry.max_attempts:
                     msg = f"gave up after {attempt} attempts lost to concurrent writers"
                     raise ConcurrencyConflictError(msg) from conflict
+                time.sleep(self.retry.delay(attempt))
+                attempt += 1
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """Translate the store's connection failures into ``StoreUnavailableError``.
+
+        A command that fails so may or may not have been recorded: commands are
+        idempotent by their keys, so the caller may send it again; nothing here retries it.
+        """
+        try:
+            yield
+        except (OperationalError, InterfaceError) as error:
+            msg = f"the {self.name} store is unavailable: {error}"
+            raise StoreUnavailableError(msg) from error
+
+    def _read(self, ask: Callable[[], T]) -> T:
+        """Run the read ``ask``; a lost connection is retried (reads are safe to repeat)."""
+        attempt = 1
+        while True:
+            try:
+                with self._store_errors():
+                    return ask()
+            except StoreUnavailableError:
+                if attempt >= self.read_attempts:
+                    raise
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
 
@@ -179,9 +214,13 @@ class CommerceApplication(Application[UUID]):
         holding it goes on): with the aggregate cache on, a load fast-forwards the cached
         object in place, and no other thread may copy it half-way through.
         """
-        try:
+
+        def get() -> object:
             with self._writers.hold([aggregate_id]):
-                aggregate: object = self.repository.get(aggregate_id)
+                return self.repository.get(aggregate_id)
+
+        try:
+            aggregate = self._read(get)
         except AggregateNotFoundError:
             raise not_found from None
         if not isinstance(aggregate, cls):
@@ -189,8 +228,11 @@ class CommerceApplication(Application[UUID]):
         return aggregate
 
     def _exists(self, aggregate_id: UUID) -> bool:
-        with self._writers.hold([aggregate_id]):
-            return aggregate_id in self.repository
+        def exists() -> bool:
+            with self._writers.hold([aggregate_id]):
+                return aggregate_id in self.repository
+
+        return self._read(exists)
 
     # --- read models ------------------------------------------------------------------------
 
@@ -229,8 +271,12 @@ class CommerceApplication(Application[UUID]):
 
     def _query(self, ask: Callable[[], T]) -> T:
         """Catch the read models up, then answer ``ask`` from them (read-your-writes)."""
-        self.catch_up()
-        return ask()
+
+        def caught_up_answer() -> T:
+            self.catch_up()
+            return ask()
+
+        return self._read(caught_up_answer)
 
     def _catch_up_one(
         self, projection: Projection, progress: Progress | None = None, total: int = 0

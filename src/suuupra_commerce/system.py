@@ -24,15 +24,17 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from suuupra_commerce.application import RecorderHook, RetryPolicy
 from suuupra_commerce.carts.service import Carts
-from suuupra_commerce.errors import InvalidInputError
+from suuupra_commerce.errors import InvalidInputError, StoreUnavailableError
 from suuupra_commerce.inventory.domain import AllocationStrategy
 from suuupra_commerce.inventory.service import Inventory
 from suuupra_commerce.messaging.ports import DeliveryPolicy, LogWaiter, MessageBus
@@ -290,56 +292,69 @@ class Commerce:
             discounts=discounts or NoDiscounts(),
             shipping=shipping or FreeShipping(),
         )
-        retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
-        self.views = settings.view_store()
-        common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
-        if recorder_hook is not None:
-            common["recorder_hook"] = recorder_hook
-        self.inventory = Inventory(
-            settings.application_env(Inventory.name), allocation=allocation, **common
-        )
-        self.orders = Orders(
-            settings.application_env(Orders.name),
-            inventory=self.inventory,
-            pricing=self.pricing,
-            cancellation_policy=cancellation_policy,
-            reservation_minutes=settings.reservation_minutes,
-            **common,
-        )
-        self.carts = Carts(
-            settings.application_env(Carts.name),
-            orders=self.orders,
-            pricing=self.pricing,
-            ttl=timedelta(hours=settings.cart_ttl_hours),
-            abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
-            **common,
-        )
-        self.sagas = Sagas(
-            settings.application_env(Sagas.name),
-            registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
-            triggers=[fulfilment_trigger(self.orders)],
-            **common,
-        )
-        self.participants = Participants(
-            OrderParticipants(
+        try:
+            retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
+            self.views = settings.view_store()
+            common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
+            if recorder_hook is not None:
+                common["recorder_hook"] = recorder_hook
+            self.inventory = Inventory(
+                settings.application_env(Inventory.name), allocation=allocation, **common
+            )
+            self.orders = Orders(
+                settings.application_env(Orders.name),
                 inventory=self.inventory,
-                orders=self.orders,
-                payments=payments,
-                shipping=shipping_provider,
-                notifier=notifier,
+                pricing=self.pricing,
+                cancellation_policy=cancellation_policy,
                 reservation_minutes=settings.reservation_minutes,
-            ).handlers()
-        )
-        self.saga_dispatcher = SagaDispatcher(
-            settings.application_env(SagaDispatcher.name),
-            participants=self.participants,
-            **common,
-        )
-        self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
-        self._engine: SagaEngine | None = None
-        self._bus: MessageBus | None = None
-        self._relays: tuple[OutboxRelay, ...] | None = None
-        self._relay_positions: EventStoreRelayPositions | None = None
+                **common,
+            )
+            self.carts = Carts(
+                settings.application_env(Carts.name),
+                orders=self.orders,
+                pricing=self.pricing,
+                ttl=timedelta(hours=settings.cart_ttl_hours),
+                abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
+                **common,
+            )
+            self.sagas = Sagas(
+                settings.application_env(Sagas.name),
+                registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
+                triggers=[fulfilment_trigger(self.orders)],
+                **common,
+            )
+            self.participants = Participants(
+                OrderParticipants(
+                    inventory=self.inventory,
+                    orders=self.orders,
+                    payments=payments,
+                    shipping=shipping_provider,
+                    notifier=notifier,
+                    reservation_minutes=settings.reservation_minutes,
+                ).handlers()
+            )
+            self.saga_dispatcher = SagaDispatcher(
+                settings.application_env(SagaDispatcher.name),
+                participants=self.participants,
+                **common,
+            )
+            self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
+            self._engine: SagaEngine | None = None
+            self._bus: MessageBus | None = None
+            self._relays: tuple[OutboxRelay, ...] | None = None
+            self._relay_positions: EventStoreRelayPositions | None = None
+        except (OperationalError, InterfaceError) as error:
+            self._close_built()
+            msg = f"the store cannot be reached: {error}"
+            raise StoreUnavailableError(msg) from error
+
+    def _close_built(self) -> None:
+        """Close what a constructor that failed half-way had opened."""
+        for name in ("saga_dispatcher", "sagas", "carts", "orders", "inventory", "views"):
+            built = getattr(self, name, None)
+            if built is not None:
+                with suppress(Exception):
+                    built.close()
 
     @property
     def engine(self) -> SagaEngine:

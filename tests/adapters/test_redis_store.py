@@ -34,7 +34,7 @@ from suuupra_commerce.adapters.redis import (
     RedisProcessRecorder,
     ScriptArg,
 )
-from suuupra_commerce.errors import CartNotFoundError
+from suuupra_commerce.errors import CartNotFoundError, StoreUnavailableError
 from suuupra_commerce.inventory.service import Inventory
 from suuupra_commerce.system import Commerce, Settings
 from suuupra_commerce.testing import FakeClock
@@ -378,14 +378,15 @@ def test_reads_and_writes_raise_operational_error_when_the_server_is_unreachable
         recorder.insert_events([_event(uuid4(), 1)])
 
 
-def test_commerce_on_an_unreachable_redis_raises_a_persistence_error_when_built() -> None:
+def test_commerce_on_an_unreachable_redis_raises_store_unavailable_when_built() -> None:
     env = {
         "COMMERCE_PERSISTENCE": "redis",
         "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
         "REDIS_RETRIES": "0",
     }
-    with pytest.raises(OperationalError):
+    with pytest.raises(StoreUnavailableError) as raised:
         Commerce.from_env(env, price_book=InMemoryPriceBook())
+    assert isinstance(raised.value.__cause__, OperationalError)
 
 
 @pytest.mark.parametrize(
