@@ -127,8 +127,8 @@ class Settings(BaseModel):
     persistence: Literal["memory", "sqlite", "postgres", "redis"] = "sqlite"
     sqlite_dir: Path = Path("data")
     sqlite_lock_timeout_seconds: int = Field(default=30, ge=1, le=600)
-    postgres: dict[str, str] = Field(default_factory=dict)
-    redis: dict[str, str] = Field(default_factory=dict)
+    postgres: dict[str, str] = Field(default_factory=dict, repr=False)  # holds a password
+    redis: dict[str, str] = Field(default_factory=dict, repr=False)  # its URL may hold one
     reservation_minutes: int = Field(default=15, ge=1, le=43_200)
     cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)

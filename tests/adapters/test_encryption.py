@@ -165,3 +165,17 @@ def test_the_key_never_shows_in_the_settings_or_the_logs(
         assert _read_name(env) == NAME
     assert caplog.records, "something was logged"
     assert KEY not in caplog.text
+
+
+def test_store_passwords_never_show_in_the_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "COMMERCE_PERSISTENCE": "postgres",
+            "POSTGRES_PASSWORD": "pg-s3cret",
+            "REDIS_URL": "redis://:redis-s3cret@127.0.0.1:6379/0",
+        }
+    )
+    assert settings.postgres["POSTGRES_PASSWORD"] == "pg-s3cret"  # kept, for the stores
+    for shown in (repr(settings), str(settings), f"{settings!r}"):
+        assert "pg-s3cret" not in shown
+        assert "redis-s3cret" not in shown
