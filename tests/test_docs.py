@@ -57,6 +57,10 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/example-service.md", "COMMERCE_PERSISTENCE=redis COMMERCE_MESSAGING=redis"): (
         "serves HTTP until stopped, on the reader's Redis; tests/service runs it on Redis"
     ),
+    ("docs/read-models.md", "suuupra-commerce worker --role projections"): (
+        "a worker that folds until stopped; tests/test_projections.py runs the role as a "
+        "subprocess and stops it with SIGTERM"
+    ),
     ("docs/sagas.md", "suuupra-commerce sagas list --status stuck"): (
         "an outline of commands on the reader's own sagas (its ids are elided); "
         "tests/test_cli.py runs every command as a subprocess"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -359,3 +360,120 @@ def test_instants_sort_as_times_do() -> None:
     assert sorted(moments) == sorted(moments, key=instant)
     with pytest.raises(ValueError, match="timezone-aware"):
         instant(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+
+
+# --- folding by workers (COMMERCE_VIEWS_FOLD=worker) ----------------------------------------
+
+
+MUG = RegisterItem(sku="MUG-1", product_id="mug", name="Mug", unit_price=Money("9.50", "USD"))
+
+
+def test_with_worker_folding_queries_read_what_the_workers_folded(
+    durable: dict[str, str],
+) -> None:
+    reader = Settings.from_env({**durable, "COMMERCE_VIEWS_FOLD": "worker"})
+    with (
+        Commerce(reader, price_book=InMemoryPriceBook()) as host,
+        Commerce(Settings.from_env(durable), price_book=InMemoryPriceBook()) as folder,
+    ):
+        host.inventory.register(MUG)
+        assert host.inventory.items() == []  # not folded yet: no read-your-writes in this mode
+        assert folder.inventory.catch_up() > 0  # a projection worker folds...
+        assert [i.sku for i in host.inventory.items()] == ["MUG-1"]  # ...and readers see it
+
+
+def test_with_worker_folding_sweeps_still_fold_before_acting(durable: dict[str, str]) -> None:
+    from datetime import timedelta
+
+    from suuupra_commerce import OrderLineRequest, PlaceOrder
+    from suuupra_commerce.testing import FakeClock
+
+    clock = FakeClock()
+    book = InMemoryPriceBook()
+    book.set_price("MUG-1", "Mug", Money("9.50", "USD"))
+    settings = Settings.from_env({**durable, "COMMERCE_VIEWS_FOLD": "worker"})
+    with Commerce(settings, price_book=book, clock=clock) as host:
+        host.inventory.register(MUG.model_copy(update={"initial_quantity": 2}))
+        host.orders.place(
+            PlaceOrder(
+                idempotency_key="k-1",
+                customer_id="ann",
+                currency="USD",
+                lines=[OrderLineRequest(sku="MUG-1", quantity=2)],
+            )
+        )
+        clock.advance(timedelta(hours=1))
+        assert host.inventory.expire_reservations() == 1  # no worker ran: the sweep folded
+
+
+def test_the_projections_role_folds_as_a_process_of_its_own(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        "COMMERCE_PERSISTENCE": "sqlite",
+        "COMMERCE_SQLITE_DIR": str(tmp_path / "store"),
+        "COMMERCE_VIEWS_FOLD": "worker",
+        "COMMERCE_VIEWS_POLL_SECONDS": "0.05",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "suuupra_commerce.cli", "worker", "--role", "projections"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Commerce(Settings.from_env(env), price_book=InMemoryPriceBook()) as host:
+            host.inventory.register(MUG)
+            deadline = time.monotonic() + 30
+            while not host.inventory.items():
+                assert time.monotonic() < deadline, "the projection worker never folded"
+                time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "projections folding into sqlite" in out
+    assert "projections stopped" in out
+
+
+@pytest.mark.postgres
+def test_readers_may_query_views_through_a_read_only_connection_as_to_a_replica(
+    postgres_schema: dict[str, str],
+) -> None:
+    """VIEWS_POSTGRES_* point a reader's view store elsewhere; it needs no write there."""
+    import uuid
+
+    from conftest import _postgres_connect
+
+    schema = postgres_schema["POSTGRES_SCHEMA"]
+    with Commerce(
+        Settings.from_env({"COMMERCE_PERSISTENCE": "postgres", **postgres_schema}),
+        price_book=InMemoryPriceBook(),
+    ) as writer:
+        writer.inventory.register(MUG)
+        writer.inventory.items()  # folded into the primary's tables
+        role = f"reader_{uuid.uuid4().hex[:10]}"
+        admin: Any = _postgres_connect()
+        try:
+            admin.execute(f'CREATE ROLE "{role}" LOGIN')
+            admin.execute(f'ALTER ROLE "{role}" SET default_transaction_read_only = on')
+            admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+            admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+            reader_env = {
+                "COMMERCE_PERSISTENCE": "postgres",
+                **postgres_schema,
+                "COMMERCE_VIEWS_FOLD": "worker",
+                "VIEWS_POSTGRES_USER": role,
+            }
+            with Commerce(Settings.from_env(reader_env), price_book=InMemoryPriceBook()) as reader:
+                assert [i.sku for i in reader.inventory.items()] == ["MUG-1"]
+                assert reader.orders.count_by_status() == {}
+        finally:
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
+            admin.close()

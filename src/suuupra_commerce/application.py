@@ -107,6 +107,11 @@ class CommerceApplication(Application[UUID]):
     #: How many notifications a read model reads per round trip when catching up.
     catch_up_batch: ClassVar[int] = 500
 
+    #: Whether a query folds what was committed before answering (read-your-writes). Off
+    #: when projection workers fold (``COMMERCE_VIEWS_FOLD=worker``): queries then read the
+    #: views as far as the workers got. Sweeps and the saga engine's timers always fold.
+    fold_on_query: bool = True
+
     #: How many times a read (a load, a query) is tried when the store's connection fails.
     read_attempts: ClassVar[int] = 3
 
@@ -269,11 +274,16 @@ class CommerceApplication(Application[UUID]):
                 folded += self._catch_up_one(projection, progress, total)
             return folded
 
-    def _query(self, ask: Callable[[], T]) -> T:
-        """Catch the read models up, then answer ``ask`` from them (read-your-writes)."""
+    def _query(self, ask: Callable[[], T], *, fresh: bool = False) -> T:
+        """Catch the read models up (unless workers fold them), then answer ``ask`` from them.
+
+        ``fresh`` folds first whatever the mode: for sweeps and timers, which act on what
+        the views say and must not wait for a worker.
+        """
 
         def caught_up_answer() -> T:
-            self.catch_up()
+            if fresh or self.fold_on_query:
+                self.catch_up()
             return ask()
 
         return self._read(caught_up_answer)

@@ -97,6 +97,9 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     with _commerce(args) as commerce:
         sagas = args.role in ("sagas", "all")
         relays = args.role in ("relay", "all") and commerce.settings.messaging != "none"
+        folding = args.role == "projections" or (
+            args.role == "all" and commerce.settings.views_fold == "worker"
+        )
         if args.role == "relay" and not relays:
             raise UsageError("--role relay needs a bus: set COMMERCE_MESSAGING")
         if args.once:
@@ -106,6 +109,10 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
             if relays:
                 read = sum(relay.run_until_caught_up() for relay in commerce.relays)
                 out.write(f"relayed {read} notifications; caught up\n")
+            if folding:
+                apps = (commerce.inventory, commerce.orders, commerce.carts, commerce.sagas)
+                folded = sum(app.catch_up() for app in apps)
+                out.write(f"folded {folded} events into the read models; caught up\n")
             return 0
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -127,6 +134,11 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
             names = ", ".join(relay.name for relay in commerce.relays)
             out.write(f"relays running ({names}) to {commerce.settings.messaging}\n")
             running.append(threading.Thread(target=guarded(commerce.run_relays), name="relays"))
+        if folding:
+            out.write(f"projections folding into {commerce.settings.views_backend}\n")
+            running.append(
+                threading.Thread(target=guarded(commerce.run_projections), name="projections")
+            )
         if sagas:
             worker = commerce.worker()
             partitions = commerce.engine.partitions
@@ -147,6 +159,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
             raise failures[0]
         out.write("saga worker stopped\n" if sagas else "")
         out.write("relays stopped\n" if relays else "")
+        out.write("projections stopped\n" if folding else "")
     return 0
 
 
@@ -331,10 +344,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--host", help=host_help)
     worker.add_argument(
         "--role",
-        choices=["sagas", "relay", "all"],
+        choices=["sagas", "relay", "projections", "all"],
         default="all",
-        help="what to run: the saga engine, the outbox relays (COMMERCE_MESSAGING), or both "
-        "(default: all; without a bus, all is the sagas)",
+        help="what to run: the saga engine, the outbox relays (COMMERCE_MESSAGING), the "
+        "read-model folding (COMMERCE_VIEWS_FOLD=worker), or all that is configured "
+        "(default: all; without a bus and with folding on query, all is the sagas)",
     )
     worker.add_argument(
         "--once",

@@ -32,7 +32,7 @@ from typing import Any, Literal, Self
 from eventsourcing.persistence import InterfaceError, OperationalError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from suuupra_commerce.application import RecorderHook, RetryPolicy
+from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
 from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.errors import InvalidInputError, StoreUnavailableError
 from suuupra_commerce.inventory.domain import AllocationStrategy
@@ -144,6 +144,10 @@ class Settings(BaseModel):
     relay_poll_seconds: float = Field(default=0.5, gt=0, le=60, allow_inf_nan=False)
     views: Literal["memory", "sqlite", "postgres"] | None = None
     views_pool_size: int = Field(default=4, ge=1, le=100)
+    views_fold: Literal["query", "worker"] = "query"
+    #: ``VIEWS_POSTGRES_*`` keys: where the view store connects, over ``POSTGRES_*`` (a replica).
+    views_postgres: dict[str, str] = Field(default_factory=dict, repr=False)
+    views_poll_seconds: float = Field(default=0.5, gt=0, le=60, allow_inf_nan=False)
     cipher_topic: str | None = None
     #: Never shown: repr, str and JSON of the settings print ``**********`` for it.
     cipher_key: SecretStr | None = None
@@ -186,7 +190,8 @@ class Settings(BaseModel):
         if backend == "postgres":
             from suuupra_commerce.adapters.postgres_views import PostgresViewStore
 
-            return PostgresViewStore(self.postgres, pool_size=self.views_pool_size)
+            where = {**self.postgres, **self.views_postgres}
+            return PostgresViewStore(where, pool_size=self.views_pool_size)
         return InMemoryViewStore()
 
     @classmethod
@@ -199,10 +204,13 @@ class Settings(BaseModel):
         values: dict[str, Any] = {}
         for field in cls.model_fields:
             key = _CIPHER_KEYS.get(field, f"COMMERCE_{field.upper()}")
-            if field not in ("postgres", "redis") and merged.get(key):
+            if field not in ("postgres", "redis", "views_postgres") and merged.get(key):
                 values[field] = merged[key]
         values["postgres"] = {k: merged[k] for k in _POSTGRES_KEYS if k in merged}
         values["redis"] = {k: merged[k] for k in _REDIS_KEYS if k in merged}
+        values["views_postgres"] = {
+            k: merged[f"VIEWS_{k}"] for k in _POSTGRES_KEYS if f"VIEWS_{k}" in merged
+        }
         try:
             return cls.model_validate(values)
         except ValueError as error:
@@ -339,6 +347,9 @@ class Commerce:
                 **common,
             )
             self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
+            if settings.views_fold == "worker":
+                for app in (self.inventory, self.orders, self.carts, self.sagas):
+                    app.fold_on_query = False
             self._engine: SagaEngine | None = None
             self._bus: MessageBus | None = None
             self._relays: tuple[OutboxRelay, ...] | None = None
@@ -407,39 +418,53 @@ class Commerce:
         relay that fails with anything but an unreachable store or bus (which it retries)
         stops the others, and its error is raised here.
         """
-        failures: list[BaseException] = []
 
-        def run(relay: OutboxRelay, waiter: LogWaiter) -> None:
-            try:
-                relay.run(stop, waiter)
-            except BaseException as error:
-                log.exception("relay %s failed; stopping the relays", relay.name)
-                failures.append(error)
-                stop.set()
-            finally:
-                waiter.close()
+        def run(relay: OutboxRelay) -> Callable[[], None]:
+            def follow() -> None:
+                waiter = self._waiter(relay.application, self.settings.relay_poll_seconds)
+                try:
+                    relay.run(stop, waiter)
+                finally:
+                    waiter.close()
 
-        threads = [
-            threading.Thread(
-                target=run, args=(relay, self._waiter(relay)), name=f"relay-{relay.name}"
-            )
-            for relay in self.relays
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if failures:
-            raise failures[0]
+            return follow
 
-    def _waiter(self, relay: OutboxRelay) -> LogWaiter:
+        _run_together(stop, {f"relay-{r.name}": run(r) for r in self.relays})
+
+    def run_projections(self, stop: threading.Event) -> None:
+        """Fold every service's read models as its events commit, until ``stop`` is set.
+
+        For ``COMMERCE_VIEWS_FOLD=worker``: one such process (or several: each event is
+        folded once whoever folds it) keeps the views up to date, and queries read them
+        without folding. An unreachable store is waited out; any other failure stops the
+        others and is raised here.
+        """
+
+        def run(app: CommerceApplication) -> Callable[[], None]:
+            def follow() -> None:
+                waiter = self._waiter(app, self.settings.views_poll_seconds)
+                try:
+                    while not stop.is_set():
+                        try:
+                            app.catch_up()
+                        except StoreUnavailableError:
+                            log.warning("%s views: store unavailable; retrying", app.name)
+                        waiter.wait(self.settings.views_poll_seconds)
+                finally:
+                    waiter.close()
+
+            return follow
+
+        apps = (self.inventory, self.orders, self.carts, self.sagas)
+        _run_together(stop, {f"views-{app.name}": run(app) for app in apps})
+
+    def _waiter(self, application: Any, poll_seconds: float) -> LogWaiter:
+        """Sleeps until ``application`` may have recorded something (LISTEN on PostgreSQL)."""
         if self.settings.persistence == "postgres":
             from suuupra_commerce.adapters.postgres_messaging import PostgresNotificationWaiter
 
-            return PostgresNotificationWaiter.for_application(
-                self.settings.postgres, relay.application
-            )
-        return PollingWaiter(self.settings.relay_poll_seconds)
+            return PostgresNotificationWaiter.for_application(self.settings.postgres, application)
+        return PollingWaiter(poll_seconds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **ports: Any) -> Commerce:
@@ -540,3 +565,27 @@ def _build_bus(settings: Settings) -> MessageBus:
         return PostgresMessageBus(settings.postgres, policy=policy)
     msg = f"COMMERCE_MESSAGING={settings.messaging} builds no bus"
     raise InvalidInputError(msg)
+
+
+def _run_together(stop: threading.Event, jobs: Mapping[str, Callable[[], None]]) -> None:
+    """Run each job in a thread of its own until all end; one failing stops the others."""
+    failures: list[BaseException] = []
+
+    def guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except BaseException as error:
+                log.exception("%s failed; stopping the others", name)
+                failures.append(error)
+                stop.set()
+
+        return run
+
+    threads = [threading.Thread(target=guarded(n, j), name=n) for n, j in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]

@@ -98,6 +98,16 @@ class PostgresViewStore(SqlViewStore):
         doc: Doc = value
         return doc
 
+    def _exists(self, cursor: Cursor, table: str) -> bool:
+        if self.schema is None:
+            cursor.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", (table,))
+        else:
+            cursor.execute(
+                "SELECT to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) IS NOT NULL",
+                (self.schema, table),
+            )
+        return bool(cursor.fetchall()[0][0])
+
     def _lock_schema(self, cursor: Cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._schema_lock,))
         if self.schema is not None:

@@ -104,6 +104,10 @@ class SqlViewStore(ABC):
         """Create the projection's table and its indexes if they are missing."""
 
     @abstractmethod
+    def _exists(self, cursor: Cursor, table: str) -> bool:
+        """Whether the table ``table`` (unqualified) exists."""
+
+    @abstractmethod
     def _lock_schema(self, cursor: Cursor) -> None:
         """Serialise schema changes between processes (inside the transaction)."""
 
@@ -113,6 +117,32 @@ class SqlViewStore(ABC):
         name = check_view_name(projection.name)
         for field in projection.indexes:
             check_view_name(field)
+        if not self._ready(projection):
+            self._make_room(projection)
+        with self._lock:
+            self._projections[name] = projection
+
+    def _ready(self, projection: Projection) -> bool:
+        """Whether the tables exist with this version (then nothing is written: a read-only
+        connection, as to a replica, can serve the projection)."""
+        with self._transaction() as cursor:
+            positions = self.prefix + "positions"
+            if not self._exists(cursor, positions):
+                return False
+            if not self._exists(cursor, self.prefix + projection.name):
+                return False
+            cursor.execute(
+                self._sql(
+                    f"SELECT version FROM {{positions}} WHERE projection = {self.mark}",
+                    positions=self._positions_table(),
+                ),
+                (projection.name,),
+            )
+            found = cursor.fetchall()
+        return bool(found) and found[0][0] == projection.version
+
+    def _make_room(self, projection: Projection) -> None:
+        name = projection.name
         with self._transaction() as cursor:
             self._lock_schema(cursor)
             cursor.execute(
@@ -150,8 +180,6 @@ class SqlViewStore(ABC):
                     (name, projection.version),
                 )
             self._create_table(cursor, projection)
-        with self._lock:
-            self._projections[name] = projection
 
     def position(self, name: str) -> int:
         with self._transaction() as cursor:

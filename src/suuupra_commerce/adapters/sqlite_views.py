@@ -89,6 +89,10 @@ class SQLiteViewStore(SqlViewStore):
         doc: Doc = json.loads(value)
         return doc
 
+    def _exists(self, cursor: Cursor, table: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+        return bool(cursor.fetchall())
+
     def _lock_schema(self, cursor: Cursor) -> None:
         """``BEGIN IMMEDIATE`` already holds the file's write lock."""
 

@@ -328,7 +328,7 @@ class Carts(CommerceApplication):
         """
         at = now if now is not None else self.clock.now()
         expired = 0
-        for cart_id in self._untouched_since(at - self.ttl, with_lines=False):
+        for cart_id in self._untouched_since(at - self.ttl, with_lines=False, fresh=True):
             if self._run(functools.partial(self._expire_one, cart_id, at), writes=[cart_id]):
                 expired += 1
         return expired
@@ -387,17 +387,20 @@ class Carts(CommerceApplication):
         cutoff = at - self.abandoned_after
         return [self.get(cart_id) for cart_id in self._untouched_since(cutoff, with_lines=True)]
 
-    def _find(self, query: ViewQuery) -> list[Doc]:
-        return self._query(lambda: self.views.find(CartProjection.name, query))
+    def _find(self, query: ViewQuery, *, fresh: bool = False) -> list[Doc]:
+        return self._query(lambda: self.views.find(CartProjection.name, query), fresh=fresh)
 
-    def _untouched_since(self, cutoff: datetime, *, with_lines: bool) -> list[UUID]:
+    def _untouched_since(
+        self, cutoff: datetime, *, with_lines: bool, fresh: bool = False
+    ) -> list[UUID]:
         """Active carts last touched at or before ``cutoff``, oldest first."""
         query = ViewQuery(
             equal={"status": CartStatus.ACTIVE.value},
             at_most={"touched_at": instant(cutoff)},
             order_by="touched_at",
         )
-        return [UUID(d["cart_id"]) for d in self._find(query) if d["skus"] or not with_lines]
+        docs = self._find(query, fresh=fresh)
+        return [UUID(d["cart_id"]) for d in docs if d["skus"] or not with_lines]
 
 
 def _fingerprint(cart: Cart) -> str:

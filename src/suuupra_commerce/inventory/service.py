@@ -302,7 +302,8 @@ class Inventory(CommerceApplication):
         if not isinstance(moment, datetime) or moment.utcoffset() is None:
             raise InvalidInputError("now must be a timezone-aware datetime")
         expired = 0
-        due = self._find(ViewQuery(at_most={"next_expiry": instant(moment)}, order_by="sku"))
+        query = ViewQuery(at_most={"next_expiry": instant(moment)}, order_by="sku")
+        due = self._find(query, fresh=True)
         for doc in due:
             ids = InventoryProjection.due(doc, moment)
 
@@ -347,8 +348,8 @@ class Inventory(CommerceApplication):
         """Totals over every item."""
         return summarise(self.items())
 
-    def _find(self, query: ViewQuery) -> list[Doc]:
-        return self._query(lambda: self.views.find(InventoryProjection.name, query))
+    def _find(self, query: ViewQuery, *, fresh: bool = False) -> list[Doc]:
+        return self._query(lambda: self.views.find(InventoryProjection.name, query), fresh=fresh)
 
     def _views(self, query: ViewQuery) -> list[InventoryItemView]:
         return [InventoryProjection.view(doc) for doc in self._find(query)]

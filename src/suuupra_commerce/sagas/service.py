@@ -420,7 +420,8 @@ class Sagas(_Processor):
         """
         moment = now if now is not None else self.clock.now()
         fired = 0
-        due = self._find(ViewQuery(at_most={"timer_at": instant(moment)}, order_by="timer_at"))
+        query = ViewQuery(at_most={"timer_at": instant(moment)}, order_by="timer_at")
+        due = self._find(query, fresh=True)
         for doc in due:
             saga_id, token = UUID(doc["saga_id"]), str(doc["timer_token"])
             if owns is not None and not owns(saga_id):
@@ -437,7 +438,7 @@ class Sagas(_Processor):
 
     def next_timer(self) -> datetime | None:
         """When the soonest running timer is due, if any runs."""
-        soonest = self._find(ViewQuery(order_by="timer_at", limit=1))
+        soonest = self._find(ViewQuery(order_by="timer_at", limit=1), fresh=True)
         at = soonest[0]["timer_at"] if soonest else None
         return None if at is None else parse_instant(at)
 
@@ -525,8 +526,8 @@ class Sagas(_Processor):
         )
         return SagaProjection.statistics(tallies)
 
-    def _find(self, query: ViewQuery) -> Sequence[Doc]:
-        return self._query(lambda: self.views.find(SagaProjection.name, query))
+    def _find(self, query: ViewQuery, *, fresh: bool = False) -> Sequence[Doc]:
+        return self._query(lambda: self.views.find(SagaProjection.name, query), fresh=fresh)
 
 
 class SagaDispatcher(_Processor):
