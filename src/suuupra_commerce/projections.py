@@ -80,8 +80,8 @@ class Projection(ABC):
 
     Subclasses set :attr:`name` (unique in a store), :attr:`version` (raise it when
     documents change shape: a store that holds another version starts the projection
-    again from the first event) and :attr:`indexes`, and implement :meth:`key` and
-    :meth:`fold`. Folding must be deterministic and use only the event and the
+    again from the first event) and :attr:`indexes`, and implement :meth:`fold` (and
+    :meth:`key`, unless a document per aggregate is what is wanted). Folding must be deterministic and use only the event and the
     document, so that a rebuilt view equals the live one.
     """
 
@@ -89,9 +89,12 @@ class Projection(ABC):
     version: ClassVar[int] = 1
     indexes: ClassVar[tuple[str, ...]] = ()
 
-    @abstractmethod
     def key(self, event: DomainEventProtocol[UUID]) -> str | None:
-        """The document ``event`` changes, or ``None`` if it changes none."""
+        """The document ``event`` changes, or ``None`` if it changes none.
+
+        By default one document per aggregate: the event's originator id.
+        """
+        return str(event.originator_id)
 
     @abstractmethod
     def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:

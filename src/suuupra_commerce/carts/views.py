@@ -93,9 +93,6 @@ class CartProjection(Projection):
         Cart.Deleted: CartStatus.DELETED,
     }
 
-    def key(self, event: DomainEventProtocol[UUID]) -> str:
-        return str(event.originator_id)
-
     def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
         if isinstance(event, Cart.Created):
             return {

@@ -109,9 +109,6 @@ class InventoryProjection(Projection):
         """The event classes this projection folds (besides ``Registered``)."""
         return frozenset(self._handlers)
 
-    def key(self, event: DomainEventProtocol[UUID]) -> str:
-        return str(event.originator_id)
-
     def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
         if isinstance(event, InventoryItem.Registered):
             doc = {

@@ -121,9 +121,6 @@ class OrderProjection(Projection):
     name = "orders"
     indexes = ("customer_id", "status", "placed_at")
 
-    def key(self, event: DomainEventProtocol[UUID]) -> str:
-        return str(event.originator_id)
-
     def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
         timestamp = instant(getattr(event, "timestamp"))  # noqa: B009 - not on the Protocol
         if isinstance(event, Order.Placed):

@@ -215,9 +215,6 @@ class SagaProjection(Projection):
         """The event classes this projection folds (besides ``Started``)."""
         return frozenset(self._handlers)
 
-    def key(self, event: DomainEventProtocol[UUID]) -> str:
-        return str(event.originator_id)
-
     def fold(self, doc: Doc | None, event: DomainEventProtocol[UUID]) -> Doc | None:
         timestamp = instant(getattr(event, "timestamp"))  # noqa: B009 - not on the Protocol
         if isinstance(event, Saga.Started):
