@@ -81,8 +81,9 @@ class Projection(ABC):
     Subclasses set :attr:`name` (unique in a store), :attr:`version` (raise it when
     documents change shape: a store that holds another version starts the projection
     again from the first event) and :attr:`indexes`, and implement :meth:`fold` (and
-    :meth:`key`, unless a document per aggregate is what is wanted). Folding must be deterministic and use only the event and the
-    document, so that a rebuilt view equals the live one.
+    :meth:`key`, unless a document per aggregate is what is wanted). Folding must be
+    deterministic and use only the event and the document, so that a rebuilt view equals
+    the live one.
     """
 
     name: ClassVar[str]
