@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,68 @@ def test_builds_every_service_on_each_backend_when_asked(commerce: Commerce) -> 
     )
     assert [i.sku for i in commerce.inventory.items()] == ["MUG-1"]
     assert commerce.orders.listing() == []
+
+
+def test_a_postgres_url_is_spelled_out_and_plain_keys_win_over_it() -> None:
+    settings = Settings.from_env(
+        {
+            "COMMERCE_PERSISTENCE": "postgres",
+            "COMMERCE_POSTGRES_URL": "postgresql://shop:p%40ss@db.internal:6543/orders?schema=eu",
+            "POSTGRES_PORT": "5432",
+        }
+    )
+    assert settings.postgres == {
+        "POSTGRES_HOST": "db.internal",
+        "POSTGRES_DBNAME": "orders",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_USER": "shop",
+        "POSTGRES_PASSWORD": "p@ss",
+        "POSTGRES_SCHEMA": "eu",
+    }
+    assert "p@ss" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://db/shop", "postgresql://db", "postgresql:///shop", "postgresql://db:x/shop"]
+)
+def test_a_malformed_postgres_url_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="COMMERCE_POSTGRES_URL"):
+        Settings.from_env({"COMMERCE_POSTGRES_URL": url})
+
+
+@pytest.mark.postgres
+def test_each_application_may_have_a_schema_of_its_own(
+    postgres_schema: dict[str, str],
+) -> None:
+    import uuid
+
+    from conftest import _postgres_connect
+
+    own = f"test_{uuid.uuid4().hex[:12]}"
+    admin: Any = _postgres_connect()
+    admin.execute(f'CREATE SCHEMA "{own}"')
+    try:
+        env = {"COMMERCE_PERSISTENCE": "postgres", **postgres_schema}
+        env["INVENTORY_POSTGRES_SCHEMA"] = own
+        with Commerce.from_env(env, price_book=InMemoryPriceBook()) as commerce:
+            commerce.inventory.register(
+                RegisterItem(
+                    sku="MUG-1",
+                    product_id="mug",
+                    name="Mug",
+                    unit_price=Money("9.50", "USD"),
+                    initial_quantity=1,
+                )
+            )
+        rows = admin.execute(f'SELECT count(*) FROM "{own}".inventory_events').fetchone()
+        assert rows[0] == 2  # registered, received: in the inventory's own schema
+        shared = postgres_schema["POSTGRES_SCHEMA"]
+        found = admin.execute(
+            "SELECT count(*) FROM information_schema.tables"
+            " WHERE table_schema = %s AND table_name = 'inventory_events'",
+            (shared,),
+        ).fetchone()
+        assert found[0] == 0
+    finally:
+        admin.execute(f'DROP SCHEMA "{own}" CASCADE')
+        admin.close()

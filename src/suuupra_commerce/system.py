@@ -28,6 +28,7 @@ from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -93,7 +94,61 @@ _POSTGRES_KEYS = (
     "POSTGRES_MAX_OVERFLOW",
     "POSTGRES_LOCK_TIMEOUT",
     "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+    "POSTGRES_CONN_MAX_AGE",
+    "POSTGRES_PRE_PING",
+    "POSTGRES_MAX_WAITING",
+    "POSTGRES_GET_PASSWORD_TOPIC",
 )
+
+#: The applications of a ``Commerce``: each may have ``<APP>_POSTGRES_*`` keys of its own.
+_APPLICATIONS = ("INVENTORY", "ORDERS", "CARTS", "SAGAS", "SAGADISPATCHER")
+
+
+def _postgres_keys(merged: Mapping[str, str]) -> dict[str, str]:
+    """The PostgreSQL keys to pass on: ``COMMERCE_POSTGRES_URL`` spelled out, then the
+    ``POSTGRES_*`` keys (which win over the URL), then per-application ``<APP>_POSTGRES_*``.
+
+    >>> keys = _postgres_keys({"COMMERCE_POSTGRES_URL": "postgresql://shop:pw@db:6543/shop?schema=eu",
+    ...                        "POSTGRES_PORT": "5432", "ORDERS_POSTGRES_POOL_SIZE": "20"})
+    >>> sorted(keys.items())  # doctest: +NORMALIZE_WHITESPACE
+    [('ORDERS_POSTGRES_POOL_SIZE', '20'), ('POSTGRES_DBNAME', 'shop'), ('POSTGRES_HOST', 'db'),
+     ('POSTGRES_PASSWORD', 'pw'), ('POSTGRES_PORT', '5432'), ('POSTGRES_SCHEMA', 'eu'),
+     ('POSTGRES_USER', 'shop')]
+    """
+    keys: dict[str, str] = {}
+    url = merged.get("COMMERCE_POSTGRES_URL")
+    if url:
+        keys.update(_from_url(url))
+    keys.update({k: merged[k] for k in _POSTGRES_KEYS if k in merged})
+    for app in _APPLICATIONS:
+        keys.update(
+            {f"{app}_{k}": merged[f"{app}_{k}"] for k in _POSTGRES_KEYS if f"{app}_{k}" in merged}
+        )
+    return keys
+
+
+def _from_url(url: str) -> dict[str, str]:
+    """``postgresql://user:password@host:port/dbname?schema=s`` as ``POSTGRES_*`` keys."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.hostname or not parts.path[1:]:
+        msg = "COMMERCE_POSTGRES_URL must look like postgresql://user:password@host:port/dbname"
+        raise InvalidInputError(msg)
+    keys = {"POSTGRES_HOST": parts.hostname, "POSTGRES_DBNAME": unquote(parts.path[1:])}
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidInputError("COMMERCE_POSTGRES_URL has an invalid port") from None
+    if port is not None:
+        keys["POSTGRES_PORT"] = str(port)
+    if parts.username:
+        keys["POSTGRES_USER"] = unquote(parts.username)
+    if parts.password is not None:
+        keys["POSTGRES_PASSWORD"] = unquote(parts.password)
+    schema = parse_qs(parts.query).get("schema")
+    if schema:
+        keys["POSTGRES_SCHEMA"] = schema[-1]
+    return keys
+
 
 #: The Redis recorders' settings, passed through unchanged when present. Only carts may expire.
 _REDIS_KEYS = (
@@ -206,7 +261,7 @@ class Settings(BaseModel):
             key = _CIPHER_KEYS.get(field, f"COMMERCE_{field.upper()}")
             if field not in ("postgres", "redis", "views_postgres") and merged.get(key):
                 values[field] = merged[key]
-        values["postgres"] = {k: merged[k] for k in _POSTGRES_KEYS if k in merged}
+        values["postgres"] = _postgres_keys(merged)
         values["redis"] = {k: merged[k] for k in _REDIS_KEYS if k in merged}
         values["views_postgres"] = {
             k: merged[f"VIEWS_{k}"] for k in _POSTGRES_KEYS if f"VIEWS_{k}" in merged
