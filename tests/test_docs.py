@@ -57,6 +57,10 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/example-service.md", "COMMERCE_PERSISTENCE=redis COMMERCE_MESSAGING=redis"): (
         "serves HTTP until stopped, on the reader's Redis; tests/service runs it on Redis"
     ),
+    ("docs/adapters/postgres.md", "export COMMERCE_PERSISTENCE=postgres COMMERCE_MESSAGING"): (
+        "the demo needs an empty store, and the page's first block filled this one; "
+        "tests/test_demo.py runs the demo on PostgreSQL + Redis and checks these lines"
+    ),
     ("docs/read-models.md", "suuupra-commerce worker --role projections"): (
         "a worker that folds until stopped; tests/test_projections.py runs the role as a "
         "subprocess and stops it with SIGTERM"

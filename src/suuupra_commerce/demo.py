@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.carts.commands import AddItem, CheckoutCart, CreateCart
 from suuupra_commerce.errors import CommerceError, InsufficientStockError
 from suuupra_commerce.inventory.commands import AddLocation, ReceiveStock, RegisterItem
+from suuupra_commerce.messaging import decode
 from suuupra_commerce.money import Money
 from suuupra_commerce.orders.commands import (
     ApproveReturn,
@@ -292,6 +294,9 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
             inventory.item("MUG-1").on_hand == 5, "the mug is back on hand, once (received twice)"
         )
 
+        if shop.settings.messaging != "none":
+            _integration_events(shop, account, str(order_id))
+
         account.step("8. Replay equals live state")
         if shop.settings.persistence == "memory":
             account.say("in memory nothing outlives the process: replaying this store's events")
@@ -330,6 +335,30 @@ def run(data_dir: Path, out: Callable[[str], None] = print) -> int:
         finally:
             fresh.close()
     return _verdict(account, out)
+
+
+def _integration_events(shop: Commerce, account: Account, order_id: str) -> None:
+    """The outbox relays publish what happened as integration events on the configured bus."""
+    account.step(f"Integration events on the {shop.settings.messaging} bus (COMMERCE_MESSAGING)")
+    published = sum(relay.run_until_caught_up() for relay in shop.relays)
+    account.say(f"the relays read {published} recorded events and published what others need")
+    bus = shop.bus
+    if bus is None:
+        return
+    consumer = bus.consumer("commerce.orders", f"demo-{uuid4().hex[:8]}", "reader")
+    try:
+        seen: list[str] = []
+        while batch := consumer.receive(max_messages=100):
+            events = [decode(delivery.envelope) for delivery in batch]
+            seen += [e.event_type for e in events if getattr(e, "order_id", None) == order_id]
+            consumer.ack(*batch)
+    finally:
+        consumer.close()
+    account.say(f"alice's order on commerce.orders: {', '.join(seen)}")
+    account.check(
+        seen[:1] == ["commerce.order.placed"] and "commerce.order.payment_captured" in seen,
+        "alice's order was published placed first, then paid",
+    )
 
 
 def _store(shop: Commerce, data_dir: Path) -> str:
