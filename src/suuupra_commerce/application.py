@@ -241,7 +241,12 @@ class CommerceApplication(Application[UUID]):
 
     # --- read models ------------------------------------------------------------------------
 
-    def _register_projection(self, projection: Projection) -> None:
+    def register_projection(self, projection: Projection) -> None:
+        """Fold ``projection`` from this service's events too (a host's own read model).
+
+        Its documents are in :attr:`views` under ``projection.name``; call :meth:`catch_up`
+        (or query through the service) before reading them.
+        """
         self.views.prepare(projection)
         self._projections.append(projection)
 

@@ -133,7 +133,7 @@ class Carts(CommerceApplication):
         self.pricing = pricing
         self.ttl = _positive(ttl, "ttl")
         self.abandoned_after = _positive(abandoned_after, "abandoned_after")
-        self._register_projection(CartProjection())
+        self.register_projection(CartProjection())
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class Inventory(CommerceApplication):
     ) -> None:
         super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
-        self._register_projection(InventoryProjection())
+        self.register_projection(InventoryProjection())
 
     # --- loading ------------------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ class Orders(CommerceApplication):
             cancellation_policy or StandardCancellationPolicy()
         )
         self.reservation_minutes = reservation_minutes
-        self._register_projection(OrderProjection())
+        self.register_projection(OrderProjection())
 
     # --- placement ----------------------------------------------------------------------------
 

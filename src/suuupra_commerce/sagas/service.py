@@ -279,7 +279,7 @@ class Sagas(_Processor):
         self.registry = registry
         self._triggers = {trigger.event_type: trigger for trigger in triggers}
         self.topics = [get_topic(StepExchange.Replied)] + [get_topic(t) for t in self._triggers]
-        self._register_projection(SagaProjection())
+        self.register_projection(SagaProjection())
 
     # --- processing messages (with tracking) --------------------------------------------------
 
