@@ -53,6 +53,8 @@ class Cursor(Protocol):
 
     def execute(self, sql: Any, params: Sequence[Any] = ..., /) -> Any: ...
 
+    def executemany(self, sql: Any, params_seq: Any, /) -> Any: ...
+
     def fetchall(self) -> list[Any]: ...
 
 
@@ -297,10 +299,10 @@ class SqlViewStore(ABC):
                 cursor.execute(move, (position, name, expected))
                 if cursor.rowcount != 1:
                     raise _StaleError
-                for row in upserts:
-                    cursor.execute(insert, row)
-                for row in deletes:
-                    cursor.execute(delete, row)
+                if upserts:
+                    cursor.executemany(insert, upserts)
+                if deletes:
+                    cursor.executemany(delete, deletes)
         except _StaleError:
             return False
         return True
