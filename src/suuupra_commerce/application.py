@@ -107,6 +107,9 @@ class CommerceApplication(Application[UUID]):
     #: How many notifications a read model reads per round trip when catching up.
     catch_up_batch: ClassVar[int] = 500
 
+    #: The same when rebuilding: larger batches, fewer commits.
+    rebuild_batch: ClassVar[int] = 5000
+
     #: Whether a query folds what was committed before answering (read-your-writes). Off
     #: when projection workers fold (``COMMERCE_VIEWS_FOLD=worker``): queries then read the
     #: views as far as the workers got. Sweeps and the saga engine's timers always fold.
@@ -276,7 +279,7 @@ class CommerceApplication(Application[UUID]):
             folded = 0
             for projection in self._projections:
                 self.views.reset(projection.name)
-                folded += self._catch_up_one(projection, progress, total)
+                folded += self._catch_up_one(projection, progress, total, self.rebuild_batch)
             return folded
 
     def _query(self, ask: Callable[[], T], *, fresh: bool = False) -> T:
@@ -294,14 +297,19 @@ class CommerceApplication(Application[UUID]):
         return self._read(caught_up_answer)
 
     def _catch_up_one(
-        self, projection: Projection, progress: Progress | None = None, total: int = 0
+        self,
+        projection: Projection,
+        progress: Progress | None = None,
+        total: int = 0,
+        batch: int | None = None,
     ) -> int:
+        size = batch or self.catch_up_batch
         name = projection.name
         folded = 0
         while True:
             expected = self.views.position(name)
             notifications = self.recorder.select_notifications(
-                start=expected, limit=self.catch_up_batch, inclusive_of_start=False
+                start=expected, limit=size, inclusive_of_start=False
             )
             if not notifications:
                 return folded
@@ -319,7 +327,7 @@ class CommerceApplication(Application[UUID]):
             folded += len(notifications)
             if progress is not None:
                 progress(last, max(total, last))
-            if len(notifications) < self.catch_up_batch:
+            if len(notifications) < size:
                 return folded
 
     def __enter__(self: T) -> T:
