@@ -154,3 +154,36 @@ def test_each_application_may_have_a_schema_of_its_own(
     finally:
         admin.execute(f'DROP SCHEMA "{own}" CASCADE')
         admin.close()
+
+
+@pytest.mark.postgres
+def test_processes_starting_together_on_a_new_schema_all_start(
+    postgres_schema: dict[str, str],
+) -> None:
+    """Creating tables at start-up is serialised: without it, eventsourcing's DDL run by
+    several processes at once fails with "tuple concurrently updated"."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from suuupra_commerce import Commerce\n"
+        "from suuupra_commerce.adapters.memory import InMemoryPriceBook\n"
+        "with Commerce.from_env(None, price_book=InMemoryPriceBook()) as shop:\n"
+        "    print(len(shop.inventory.items()))\n"
+    )
+    env = {**os.environ, "COMMERCE_PERSISTENCE": "postgres", **postgres_schema}
+    starting = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in starting:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert out.strip() == "0"

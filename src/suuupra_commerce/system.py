@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -356,59 +356,60 @@ class Commerce:
             shipping=shipping or FreeShipping(),
         )
         try:
-            retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
-            self.views = settings.view_store()
-            common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
-            if recorder_hook is not None:
-                common["recorder_hook"] = recorder_hook
-            self.inventory = Inventory(
-                settings.application_env(Inventory.name), allocation=allocation, **common
-            )
-            self.orders = Orders(
-                settings.application_env(Orders.name),
-                inventory=self.inventory,
-                pricing=self.pricing,
-                cancellation_policy=cancellation_policy,
-                reservation_minutes=settings.reservation_minutes,
-                **common,
-            )
-            self.carts = Carts(
-                settings.application_env(Carts.name),
-                orders=self.orders,
-                pricing=self.pricing,
-                ttl=timedelta(hours=settings.cart_ttl_hours),
-                abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
-                **common,
-            )
-            self.sagas = Sagas(
-                settings.application_env(Sagas.name),
-                registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
-                triggers=[fulfilment_trigger(self.orders)],
-                **common,
-            )
-            self.participants = Participants(
-                OrderParticipants(
+            with _starting(settings):
+                retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
+                self.views = settings.view_store()
+                common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
+                if recorder_hook is not None:
+                    common["recorder_hook"] = recorder_hook
+                self.inventory = Inventory(
+                    settings.application_env(Inventory.name), allocation=allocation, **common
+                )
+                self.orders = Orders(
+                    settings.application_env(Orders.name),
                     inventory=self.inventory,
-                    orders=self.orders,
-                    payments=payments,
-                    shipping=shipping_provider,
-                    notifier=notifier,
+                    pricing=self.pricing,
+                    cancellation_policy=cancellation_policy,
                     reservation_minutes=settings.reservation_minutes,
-                ).handlers()
-            )
-            self.saga_dispatcher = SagaDispatcher(
-                settings.application_env(SagaDispatcher.name),
-                participants=self.participants,
-                **common,
-            )
-            self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
-            if settings.views_fold == "worker":
-                for app in (self.inventory, self.orders, self.carts, self.sagas):
-                    app.fold_on_query = False
-            self._engine: SagaEngine | None = None
-            self._bus: MessageBus | None = None
-            self._relays: tuple[OutboxRelay, ...] | None = None
-            self._relay_positions: EventStoreRelayPositions | None = None
+                    **common,
+                )
+                self.carts = Carts(
+                    settings.application_env(Carts.name),
+                    orders=self.orders,
+                    pricing=self.pricing,
+                    ttl=timedelta(hours=settings.cart_ttl_hours),
+                    abandoned_after=timedelta(minutes=settings.cart_abandoned_minutes),
+                    **common,
+                )
+                self.sagas = Sagas(
+                    settings.application_env(Sagas.name),
+                    registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
+                    triggers=[fulfilment_trigger(self.orders)],
+                    **common,
+                )
+                self.participants = Participants(
+                    OrderParticipants(
+                        inventory=self.inventory,
+                        orders=self.orders,
+                        payments=payments,
+                        shipping=shipping_provider,
+                        notifier=notifier,
+                        reservation_minutes=settings.reservation_minutes,
+                    ).handlers()
+                )
+                self.saga_dispatcher = SagaDispatcher(
+                    settings.application_env(SagaDispatcher.name),
+                    participants=self.participants,
+                    **common,
+                )
+                self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)
+                if settings.views_fold == "worker":
+                    for app in (self.inventory, self.orders, self.carts, self.sagas):
+                        app.fold_on_query = False
+                self._engine: SagaEngine | None = None
+                self._bus: MessageBus | None = None
+                self._relays: tuple[OutboxRelay, ...] | None = None
+                self._relay_positions: EventStoreRelayPositions | None = None
         except (OperationalError, InterfaceError) as error:
             self._close_built()
             msg = f"the store cannot be reached: {error}"
@@ -457,7 +458,8 @@ class Commerce:
             if bus is None:
                 self._relays = ()
             else:
-                positions = EventStoreRelayPositions(self.settings.application_env("Relays"))
+                with _starting(self.settings):
+                    positions = EventStoreRelayPositions(self.settings.application_env("Relays"))
                 self._relay_positions = positions
                 self._relays = tuple(
                     OutboxRelay(application, bus, positions, clock=self.clock)
@@ -620,6 +622,15 @@ def _build_bus(settings: Settings) -> MessageBus:
         return PostgresMessageBus(settings.postgres, policy=policy)
     msg = f"COMMERCE_MESSAGING={settings.messaging} builds no bus"
     raise InvalidInputError(msg)
+
+
+def _starting(settings: Settings) -> AbstractContextManager[None]:
+    """Serialise start-up across processes where the store needs it (PostgreSQL's DDL)."""
+    if settings.persistence != "postgres" and settings.views_backend != "postgres":
+        return nullcontext()
+    from suuupra_commerce.adapters.postgres_connection import startup_lock
+
+    return startup_lock(settings.postgres)
 
 
 def _run_together(stop: threading.Event, jobs: Mapping[str, Callable[[], None]]) -> None:

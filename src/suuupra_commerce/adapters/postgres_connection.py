@@ -1,11 +1,17 @@
-"""psycopg connection arguments from eventsourcing's ``POSTGRES_*`` settings, for our adapters."""
+"""psycopg connection arguments from the ``POSTGRES_*`` settings, and a start-up lock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["connection_params"]
+import psycopg
+
+from suuupra_commerce.errors import StoreUnavailableError
+
+__all__ = ["connection_params", "startup_lock"]
 
 
 def connection_params(settings: Mapping[str, str], application_name: str) -> dict[str, Any]:
@@ -24,3 +30,24 @@ def connection_params(settings: Mapping[str, str], application_name: str) -> dic
         "autocommit": True,
         "application_name": application_name[:63],
     }
+
+
+@contextmanager
+def startup_lock(settings: Mapping[str, str]) -> Iterator[None]:
+    """Hold a database-wide advisory lock while a process creates its tables.
+
+    eventsourcing's recorders create their tables, types and functions when they start;
+    two processes doing so at once can fail with "tuple concurrently updated". Taken
+    around the start-up of a whole ``Commerce``, this lets processes start together.
+    """
+    params = connection_params(settings, "suuupra-commerce start-up")
+    key = zlib.crc32(f"{params['dbname']}/suuupra-commerce/start-up".encode()) & 0x7FFF_FFFF
+    try:
+        conn = psycopg.connect(**params)
+    except psycopg.OperationalError as error:
+        raise StoreUnavailableError(f"PostgreSQL unreachable at start-up: {error}") from None
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        conn.close()  # ends the session, and with it the lock
