@@ -61,11 +61,7 @@ class OrderLives(RuleBasedStateMachine):
         book = InMemoryPriceBook()
         for sku in SKUS:
             book.set_price(sku, sku.title(), Money("4.99", "USD"))
-        self.commerce = Commerce(
-            Settings.from_env({"COMMERCE_PERSISTENCE": "memory"}),
-            price_book=book,
-            clock=FakeClock(),
-        )
+        self.commerce = Commerce(self.make_settings(), price_book=book, clock=FakeClock())
         self.orders: list[UUID] = []
         self.keys = 0
         self.restocked: Counter[str] = Counter()
@@ -82,6 +78,10 @@ class OrderLives(RuleBasedStateMachine):
                     initial_quantity=units,
                 )
             )
+
+    def make_settings(self) -> Settings:
+        """The store each example runs on (a new one per example)."""
+        return Settings.from_env({"COMMERCE_PERSISTENCE": "memory"})
 
     def teardown(self) -> None:
         self.commerce.close()
@@ -228,7 +228,7 @@ class OrderLives(RuleBasedStateMachine):
 
 
 OrderLives.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=150,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -466,7 +466,7 @@ class InventoryItemMachine(RuleBasedStateMachine):
         )
 
 
-MACHINE_SETTINGS = settings(max_examples=120, stateful_step_count=30, deadline=None)
+MACHINE_SETTINGS = settings(max_examples=200, stateful_step_count=30, deadline=None)
 
 TestInventoryItemMachine = InventoryItemMachine.TestCase
 TestInventoryItemMachine.settings = MACHINE_SETTINGS
@@ -543,4 +543,4 @@ class InventoryServiceMachine(InventoryItemMachine):
 
 
 TestInventoryServiceMachine = InventoryServiceMachine.TestCase
-TestInventoryServiceMachine.settings = settings(MACHINE_SETTINGS, max_examples=60)
+TestInventoryServiceMachine.settings = settings(MACHINE_SETTINGS, max_examples=100)
