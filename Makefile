@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck contracts docs pytest clean
+.PHONY: demo test lint typecheck contracts docs pytest bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ docs: $(VENV)/.installed-dev  ## the documentation site, warnings as errors
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev  ## the benchmark suite: one table, written to benchmarks/results/
+	$(BIN)/python -m benchmarks.suite
+
+bench-quick: $(VENV)/.installed-dev  ## the same, smaller (a few minutes)
+	$(BIN)/python -m benchmarks.suite --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache data .site
