@@ -61,6 +61,9 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "the demo needs an empty store, and the page's first block filled this one; "
         "tests/test_demo.py runs the demo on PostgreSQL + Redis and checks these lines"
     ),
+    ("docs/benchmarks.md", "make bench"): (
+        "runs for about ten minutes; tests/test_benchmarks_smoke.py runs its parts at tiny sizes"
+    ),
     ("docs/reliability.md", ".venv/bin/python -m pytest -s -q tests/reliability"): (
         "runs the reliability tests, which are part of this suite already"
     ),
