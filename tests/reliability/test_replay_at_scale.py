@@ -30,7 +30,7 @@ from suuupra_commerce.testing.sagas import SagaTestKit
 
 from .conftest import DEEP, figures
 
-SIZES = {"memory": 1000, "postgres": 120}
+SIZES = {"memory": 1150, "postgres": 120}
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])

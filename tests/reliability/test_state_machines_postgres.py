@@ -38,7 +38,7 @@ class OrderLivesOnPostgres(OrderLives):
 
 
 OrderLivesOnPostgres.TestCase.settings = settings(
-    max_examples=60 * DEEP,
+    max_examples=480 * DEEP,  # with the saga schedules' 20: 500 examples on PostgreSQL
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
