@@ -7,12 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 import redis
@@ -20,8 +17,6 @@ import redis
 from suuupra_commerce import (
     Commerce,
     Money,
-    OrderLineRequest,
-    PlaceOrder,
     RegisterItem,
     Settings,
     StoreUnavailableError,
@@ -30,7 +25,7 @@ from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.adapters.redis_messaging import RedisStreamBus
 from suuupra_commerce.messaging import DeliveryPolicy, Envelope
 
-from .conftest import DEEP, ThrowawayRedis, figures
+from .conftest import DEEP, OrderClients, ThrowawayRedis, figures
 
 CONSUMER = Path(__file__).with_name("bus_consumer.py")
 
@@ -39,15 +34,6 @@ def _prices() -> InMemoryPriceBook:
     book = InMemoryPriceBook()
     book.set_price("MUG-1", "mug", Money("5.00", "USD"))
     return book
-
-
-def _place(key: str) -> PlaceOrder:
-    return PlaceOrder(
-        idempotency_key=key,
-        customer_id="customer",
-        currency="USD",
-        lines=[OrderLineRequest(sku="MUG-1", quantity=1)],
-    )
 
 
 @pytest.mark.redis
@@ -63,10 +49,6 @@ def test_no_acknowledged_order_is_lost_when_the_redis_store_is_killed_and_restar
         "REDIS_SOCKET_CONNECT_TIMEOUT": "1",
     }
     settings = Settings.from_env(env)
-    acknowledged: dict[str, UUID] = {}
-    errors: Counter[str] = Counter()
-    stop = threading.Event()
-    lock = threading.Lock()
     with Commerce(settings, price_book=_prices()) as shop:
         shop.inventory.register(
             RegisterItem(
@@ -77,64 +59,24 @@ def test_no_acknowledged_order_is_lost_when_the_redis_store_is_killed_and_restar
                 initial_quantity=1_000_000,
             )
         )
-
-        def client(number: int) -> None:
-            n = 0
-            while not stop.is_set():
-                key = f"c{number}-{n}"
-                while True:
-                    try:
-                        order_id = shop.orders.place(_place(key))
-                    except Exception as error:  # noqa: BLE001 - counted, asserted below
-                        with lock:
-                            errors[type(error).__name__] += 1
-                        if stop.is_set():
-                            return
-                        time.sleep(0.05)
-                        continue
-                    with lock:
-                        acknowledged[key] = order_id
-                    break
-                n += 1
-
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(3)]
-        for thread in threads:
-            thread.start()
-        try:
+        with OrderClients(shop, ["MUG-1"], 3) as clients:
             for _ in range(DEEP):
                 time.sleep(1.0)
                 throwaway_redis.kill()
                 time.sleep(1.0)
                 throwaway_redis.start()
-                before = len(acknowledged)
+                before = len(clients.acknowledged)
                 time.sleep(1.0)
-                assert len(acknowledged) > before, "no order was placed after the restart"
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-    with Commerce(settings, price_book=_prices()) as fresh:
-        stored = sum(fresh.orders.count_by_status().values())
-        lost = []
-        for key, order_id in acknowledged.items():
-            try:
-                fresh.orders.get(order_id)
-            except Exception:  # noqa: BLE001 - not found
-                lost.append(key)
-        reserved = fresh.inventory.summary().reserved
+                assert len(clients.acknowledged) > before, "no order was placed after the restart"
+    with Commerce(settings, price_book=_prices()) as fresh:  # a new process
+        found = clients.check(fresh)
     figures(
         "Redis store killed (SIGKILL) and restarted from its append-only file under load",
         restarts=DEEP,
-        acknowledged_orders=len(acknowledged),
-        stored_orders=stored,
-        refused_while_down=sum(errors.values()),
-        lost=len(lost),
+        **found,
     )
-    assert set(errors) <= {StoreUnavailableError.__name__}, errors
-    assert errors, "the outage was never noticed"
-    assert lost == []
-    assert len(acknowledged) <= stored <= len(acknowledged) + 3
-    assert reserved == stored
+    assert set(clients.errors) <= {StoreUnavailableError.__name__}, clients.errors
+    assert clients.errors, "the outage was never noticed"
 
 
 @pytest.mark.redis
