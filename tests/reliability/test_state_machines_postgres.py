@@ -43,4 +43,7 @@ OrderLivesOnPostgres.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestOrderLivesOnPostgres = pytest.mark.postgres(OrderLivesOnPostgres.TestCase)
+# 500 examples take about eight minutes: more than the suite's per-test timeout allows.
+TestOrderLivesOnPostgres = pytest.mark.timeout(1800)(
+    pytest.mark.postgres(OrderLivesOnPostgres.TestCase)
+)
