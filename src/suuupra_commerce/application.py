@@ -31,7 +31,7 @@ from eventsourcing.persistence import (
 from suuupra_commerce.context import CommandContext, current_context
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError, StoreUnavailableError
 from suuupra_commerce.ports import Clock, SystemClock
-from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewStore
+from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewQuery, ViewStore
 
 __all__ = ["CommerceApplication", "Progress", "RecorderHook", "RetryPolicy", "StripedLocks"]
 
@@ -296,6 +296,10 @@ class CommerceApplication(Application[UUID]):
 
         return self._read(caught_up_answer)
 
+    def _find(self, projection: str, query: ViewQuery, *, fresh: bool = False) -> list[Doc]:
+        """The documents of ``projection`` that ``query`` selects, after catching up."""
+        return self._query(lambda: self.views.find(projection, query), fresh=fresh)
+
     def _catch_up_one(
         self,
         projection: Projection,
@@ -313,11 +317,13 @@ class CommerceApplication(Application[UUID]):
             )
             if not notifications:
                 return folded
-            events = [self.mapper.to_domain_event(n) for n in notifications]
-            keys = {k for k in map(projection.key, events) if k is not None}
+            keyed = [
+                (projection.key(event), event)
+                for event in map(self.mapper.to_domain_event, notifications)
+            ]
+            keys = {key for key, _ in keyed if key is not None}
             docs: dict[str, Doc | None] = dict(self.views.get_many(name, keys))
-            for event in events:
-                key = projection.key(event)
+            for key, event in keyed:
                 if key is not None:
                     docs[key] = projection.fold(docs.get(key), event)
             changes = {k: docs.get(k) for k in keys}

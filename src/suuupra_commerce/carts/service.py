@@ -50,7 +50,7 @@ from suuupra_commerce.errors import (
 from suuupra_commerce.money import Money
 from suuupra_commerce.ports import Clock, PricedLine, PriceQuote
 from suuupra_commerce.pricing import Pricing, Quote
-from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant
+from suuupra_commerce.projections import ViewQuery, ViewStore, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
@@ -361,7 +361,7 @@ class Carts(CommerceApplication):
             descending=True,
             limit=1,
         )
-        found = self._find(query)
+        found = self._find(CartProjection.name, query)
         return None if not found else self.get(UUID(found[0]["cart_id"]))
 
     def for_customer(self, customer_id: str) -> list[CartView]:
@@ -372,7 +372,7 @@ class Carts(CommerceApplication):
         )
         return [
             self.get(UUID(doc["cart_id"]))
-            for doc in self._find(query)
+            for doc in self._find(CartProjection.name, query)
             if doc["status"] != CartStatus.DELETED.value
         ]
 
@@ -387,9 +387,6 @@ class Carts(CommerceApplication):
         cutoff = at - self.abandoned_after
         return [self.get(cart_id) for cart_id in self._untouched_since(cutoff, with_lines=True)]
 
-    def _find(self, query: ViewQuery, *, fresh: bool = False) -> list[Doc]:
-        return self._query(lambda: self.views.find(CartProjection.name, query), fresh=fresh)
-
     def _untouched_since(
         self, cutoff: datetime, *, with_lines: bool, fresh: bool = False
     ) -> list[UUID]:
@@ -399,7 +396,7 @@ class Carts(CommerceApplication):
             at_most={"touched_at": instant(cutoff)},
             order_by="touched_at",
         )
-        docs = self._find(query, fresh=fresh)
+        docs = self._find(CartProjection.name, query, fresh=fresh)
         return [UUID(d["cart_id"]) for d in docs if d["skus"] or not with_lines]
 
 

@@ -45,7 +45,7 @@ from suuupra_commerce.inventory.views import (
     summarise,
 )
 from suuupra_commerce.ports import Clock
-from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant
+from suuupra_commerce.projections import ViewQuery, ViewStore, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier, check_quantity, check_sku
 
@@ -303,7 +303,7 @@ class Inventory(CommerceApplication):
             raise InvalidInputError("now must be a timezone-aware datetime")
         expired = 0
         query = ViewQuery(at_most={"next_expiry": instant(moment)}, order_by="sku")
-        due = self._find(query, fresh=True)
+        due = self._find(InventoryProjection.name, query, fresh=True)
         for doc in due:
             ids = InventoryProjection.due(doc, moment)
 
@@ -318,7 +318,7 @@ class Inventory(CommerceApplication):
     def item(self, sku: str) -> InventoryItemView:
         """Levels of one SKU; ``UnknownSkuError`` if it is not registered."""
         check_sku(sku)
-        found = self._find(ViewQuery(equal={"sku": sku}))
+        found = self._find(InventoryProjection.name, ViewQuery(equal={"sku": sku}))
         if not found:
             raise UnknownSkuError(sku)
         return InventoryProjection.view(found[0])
@@ -348,11 +348,10 @@ class Inventory(CommerceApplication):
         """Totals over every item."""
         return summarise(self.items())
 
-    def _find(self, query: ViewQuery, *, fresh: bool = False) -> list[Doc]:
-        return self._query(lambda: self.views.find(InventoryProjection.name, query), fresh=fresh)
-
     def _views(self, query: ViewQuery) -> list[InventoryItemView]:
-        return [InventoryProjection.view(doc) for doc in self._find(query)]
+        return [
+            InventoryProjection.view(doc) for doc in self._find(InventoryProjection.name, query)
+        ]
 
     def reservation(self, sku: str, reservation_id: UUID) -> ReservationView:
         """One reservation as it stands (read from its item)."""

@@ -452,5 +452,5 @@ class Orders(CommerceApplication):
         return {OrderStatus(t.group[0]): t.count for t in tallies if t.group[0] is not None}
 
     def _summaries(self, query: ViewQuery) -> list[OrderSummary]:
-        docs = self._query(lambda: self.views.find(OrderProjection.name, query))
+        docs = self._find(OrderProjection.name, query)
         return [OrderProjection.summary(doc) for doc in docs]

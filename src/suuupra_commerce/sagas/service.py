@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from suuupra_commerce.errors import (
     UnknownSagaDefinitionError,
 )
 from suuupra_commerce.ports import Clock
-from suuupra_commerce.projections import Doc, ViewQuery, ViewStore, instant, parse_instant
+from suuupra_commerce.projections import ViewQuery, ViewStore, instant, parse_instant
 from suuupra_commerce.sagas.commands import (
     CompensateSaga,
     ResolveSaga,
@@ -421,7 +421,7 @@ class Sagas(_Processor):
         moment = now if now is not None else self.clock.now()
         fired = 0
         query = ViewQuery(at_most={"timer_at": instant(moment)}, order_by="timer_at")
-        due = self._find(query, fresh=True)
+        due = self._find(SagaProjection.name, query, fresh=True)
         for doc in due:
             saga_id, token = UUID(doc["saga_id"]), str(doc["timer_token"])
             if owns is not None and not owns(saga_id):
@@ -438,7 +438,9 @@ class Sagas(_Processor):
 
     def next_timer(self) -> datetime | None:
         """When the soonest running timer is due, if any runs."""
-        soonest = self._find(ViewQuery(order_by="timer_at", limit=1), fresh=True)
+        soonest = self._find(
+            SagaProjection.name, ViewQuery(order_by="timer_at", limit=1), fresh=True
+        )
         at = soonest[0]["timer_at"] if soonest else None
         return None if at is None else parse_instant(at)
 
@@ -516,7 +518,7 @@ class Sagas(_Processor):
             limit=max(1, min(limit, 1000)),
             offset=max(0, offset),
         )
-        return [SagaProjection.summary(doc) for doc in self._find(query)]
+        return [SagaProjection.summary(doc) for doc in self._find(SagaProjection.name, query)]
 
     def statistics(self) -> SagaStatistics:
         """Counts by status and definition, and of retries, timeouts and compensations."""
@@ -525,9 +527,6 @@ class Sagas(_Processor):
             lambda: self.views.tally(SagaProjection.name, by, SagaProjection.TROUBLE)
         )
         return SagaProjection.statistics(tallies)
-
-    def _find(self, query: ViewQuery, *, fresh: bool = False) -> Sequence[Doc]:
-        return self._query(lambda: self.views.find(SagaProjection.name, query), fresh=fresh)
 
 
 class SagaDispatcher(_Processor):
