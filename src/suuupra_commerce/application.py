@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InterfaceError,
@@ -158,12 +158,16 @@ class CommerceApplication(Application[UUID]):
         The ids go in an extra ``metadata`` attribute that replay ignores (event handlers
         take only the attributes they name), so they change no aggregate's state.
         """
-        context = current_context() or CommandContext.new()
+        self._stamp(processing_event.events, current_context() or CommandContext.new())
+        return super()._record(processing_event)
+
+    @staticmethod
+    def _stamp(events: Iterable[DomainEventProtocol[UUID]], context: CommandContext) -> None:
+        """Stamp the events not stamped yet with the context's correlation and causation ids."""
         metadata = context.metadata()
-        for domain_event in processing_event.events:
+        for domain_event in events:
             if "metadata" not in vars(domain_event):
                 object.__setattr__(domain_event, "metadata", metadata)
-        return super()._record(processing_event)
 
     # --- commands ----------------------------------------------------------------------------
 

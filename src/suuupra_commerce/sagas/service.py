@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, NotificationLog, ProcessingEvent
@@ -188,9 +188,20 @@ def command_of(event: Saga.StepDispatched | Saga.CompensationDispatched) -> Step
 
 
 class _Processor(CommerceApplication, ProcessApplication[UUID]):
-    """A process application with our service conventions; counts what it processed."""
+    """A process application with our service conventions; counts what it processed.
+
+    It records in groups (group commit): the messages of a pulled section are processed
+    one by one, and the new events of up to :attr:`group_size` of them are recorded in one
+    transaction with the tracking record of the last. A group closes early before a
+    message about a saga the group already changed (that message must read the saga as
+    recorded) and before a message whose processing failed: what the messages before it
+    did is recorded, the failed one is not, so the next pass starts at it.
+    """
 
     pull_section_size = 200
+
+    #: The most messages one transaction records (1: a transaction per message).
+    group_size: ClassVar[int] = 50
 
     def __init__(
         self,
@@ -203,22 +214,76 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
     ) -> None:
         super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
         self.processed = 0
+        self._counting = threading.Lock()
 
     def construct_recorder(self) -> ProcessRecorder:
         recorder = super().construct_recorder()
         assert isinstance(recorder, ProcessRecorder)  # a process application records tracking
         return recorder
 
+    def pull_and_process(
+        self, leader_name: str, start: int | None = None, stop: int | None = None
+    ) -> None:
+        """Process the new messages of ``leader_name``'s log, recording them in groups."""
+        if start is None:
+            start = self.recorder.max_tracking_id(leader_name)
+        for notifications in self.pull_notifications(
+            leader_name, start=start, stop=stop, inclusive_of_start=False
+        ):
+            received = self.filter_received_notifications(notifications)
+            self._process_in_groups(self.convert_notifications(leader_name, received))
+
     def process_event(self, domain_event: DomainEventProtocol[UUID], tracking: Tracking) -> None:
-        """Process one message; what it leads to continues the message's correlation."""
+        """Process one message and record what it led to with its tracking record."""
+        self._process_in_groups([(domain_event, tracking)])
+
+    def _process_in_groups(
+        self, jobs: Iterable[tuple[DomainEventProtocol[UUID], Tracking]]
+    ) -> None:
+        group: list[ProcessingEvent[UUID]] = []
+        sagas: set[UUID] = set()
+        for domain_event, tracking in jobs:
+            saga_id = self.saga_of(domain_event)
+            if len(group) >= self.group_size or saga_id in sagas:
+                self._record_group(group)
+                group, sagas = [], set()
+            try:
+                group.append(self._decide(domain_event, tracking, saga_id))
+            except Exception:
+                self._record_group(group)  # keep what the messages before this one did
+                raise
+            if saga_id is not None:
+                sagas.add(saga_id)
+        self._record_group(group)
+
+    def _decide(
+        self, domain_event: DomainEventProtocol[UUID], tracking: Tracking, saga_id: UUID | None
+    ) -> ProcessingEvent[UUID]:
+        """Run the policy for one message; its events carry the message's correlation."""
         correlation = metadata_of(domain_event).get("correlation_id")
         cause = f"{tracking.application_name}/{tracking.notification_id}"
+        processing_event = ProcessingEvent[UUID](tracking=tracking)
         with (
-            self._writers.hold(self._writes_of(domain_event)),
-            command_context(correlation, cause),
+            self._writers.hold([] if saga_id is None else [saga_id]),
+            command_context(correlation, cause) as context,
         ):
-            super().process_event(domain_event, tracking)
-        self.processed += 1
+            self.policy(domain_event, processing_event)
+        self._stamp(processing_event.events, context)
+        return processing_event
+
+    def _record_group(self, group: list[ProcessingEvent[UUID]]) -> None:
+        """Record the group's events and its last tracking record in one transaction."""
+        if not group:
+            return
+        together = ProcessingEvent[UUID](tracking=group[-1].tracking)
+        for processing_event in group:
+            together.events.extend(processing_event.events)
+            together.aggregates.update(processing_event.aggregates)
+        recordings = self._record(together)
+        self._take_snapshots(together)
+        self._notify(recordings)
+        with self._counting:
+            self.processed += len(group)
 
     def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
         saga_id = self.saga_of(domain_event)

@@ -1,0 +1,184 @@
+"""The saga processors record the messages of a pass in groups: one transaction for many.
+
+A group must never change what processing means: every message still has its effect
+once, a message about a saga the group already changed reads it as recorded, each
+message's events keep their own correlation, and a message that fails leaves what the
+messages before it did recorded and itself to the next pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, event
+from eventsourcing.utils import get_topic
+
+from suuupra_commerce.context import command_context, metadata_of
+from suuupra_commerce.sagas import SagaStatus
+from suuupra_commerce.sagas.orders import fulfilment_saga_id
+from suuupra_commerce.sagas.service import _Processor
+from suuupra_commerce.testing.sagas import SagaTestKit
+
+
+def _count_inserts(app: Application[UUID]) -> Tally[str]:
+    """Count the transactions ``app`` records from now on."""
+    counted: Tally[str] = Tally()
+    insert = app.recorder.insert_events
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counted["inserts"] += 1
+        return insert(*args, **kwargs)
+
+    app.recorder.insert_events = counting  # type: ignore[method-assign]
+    return counted
+
+
+def test_a_pass_records_many_messages_in_one_transaction(kit: SagaTestKit) -> None:
+    kit.stock("PEN-1", 100)
+    orders = [kit.place(f"k-{n}", {"PEN-1": 1}, customer=f"c-{n}") for n in range(20)]
+    sagas, dispatcher = kit.commerce.sagas, kit.commerce.engine.dispatcher
+    commits = _count_inserts(sagas), _count_inserts(dispatcher)
+    before = sagas.processed + dispatcher.processed
+    kit.commerce.engine.run_until_idle()
+    messages = sagas.processed + dispatcher.processed - before
+    transactions = sum(c["inserts"] for c in commits)
+    assert all(kit.fulfilment(order) is SagaStatus.COMPLETED for order in orders)
+    assert kit.violations() == []
+    # 20 sagas of 7 steps: 20 starts, 140 commands, 140 replies; a transaction per pass each way.
+    assert messages == 300
+    assert transactions <= messages / 10, (transactions, messages)
+
+
+def test_each_message_of_a_group_keeps_its_own_correlation(kit: SagaTestKit) -> None:
+    placed = {}
+    for request in ("req-a", "req-b", "req-c"):
+        with command_context(request):
+            placed[request] = kit.place(f"key-{request}", {"MUG-1": 1}, customer=request)
+    kit.commerce.engine.run_until_idle()
+    for request, order_id in placed.items():
+        saga_id = fulfilment_saga_id(order_id)
+        events = kit.commerce.sagas.events.get(saga_id)
+        assert {metadata_of(e)["correlation_id"] for e in events} == {request}
+
+
+def test_a_failing_message_keeps_what_the_messages_before_it_did(
+    kit: SagaTestKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orders = [kit.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}") for n in range(3)]
+    sagas = kit.commerce.sagas
+    policy = sagas.policy
+    failing = {fulfilment_saga_id(orders[1])}
+
+    def flaky(domain_event: DomainEventProtocol[UUID], processing: ProcessingEvent[UUID]) -> None:
+        if sagas.saga_of(domain_event) in failing:
+            failing.clear()
+            raise RuntimeError("the store went away mid-pass")
+        policy(domain_event, processing)
+
+    monkeypatch.setattr(sagas, "policy", flaky)
+    with pytest.raises(RuntimeError, match="went away"):
+        kit.commerce.engine.run_once()
+    assert sagas.find(fulfilment_saga_id(orders[0])) is not None, "the first start was lost"
+    assert sagas.find(fulfilment_saga_id(orders[1])) is None
+    assert sagas.find(fulfilment_saga_id(orders[2])) is None, "processed past the failure"
+    kit.commerce.engine.run_until_idle()
+    assert [kit.fulfilment(o) for o in orders] == [SagaStatus.COMPLETED] * 3
+    assert kit.violations() == []
+
+
+# --- the group rule on its own: a message about an aggregate the group changed ---------------
+
+
+class Tick(Aggregate):
+    """A leader's event: count one for ``counter``."""
+
+    def __init__(self, counter: UUID) -> None:
+        self.counter = counter
+
+
+class Count(Aggregate):
+    """What the follower keeps: how many ticks a counter got."""
+
+    def __init__(self, counter: UUID) -> None:
+        self.ticks = 0
+
+    @staticmethod
+    def create_id(counter: UUID) -> UUID:
+        return counter
+
+    @event("Counted")
+    def count(self) -> None:
+        self.ticks += 1
+
+
+class Ticks(Application[UUID]):
+    """The leader: where ticks happen."""
+
+    log_section_size = 1000
+
+
+class Counting(_Processor):
+    """Counts ticks per counter; reads the count it adds to, so order within a pass matters."""
+
+    name = "Counting"
+    topics = (get_topic(Tick.Created),)
+
+    def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        return domain_event.counter if isinstance(domain_event, Tick.Created) else None
+
+    def policy(
+        self, domain_event: DomainEventProtocol[UUID], processing_event: ProcessingEvent[UUID]
+    ) -> None:
+        if not isinstance(domain_event, Tick.Created):
+            return
+        counter: UUID = domain_event.counter
+        if counter in self.repository:
+            tally = self.repository.get(counter)
+        else:
+            tally = Count(counter)
+        tally.count()
+        processing_event.collect_events(tally)
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[Application[UUID], Counting]]:
+    leader = Ticks({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    follower = Counting({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    follower.follow("Ticks", leader.notification_log)
+    yield leader, follower
+    follower.close()
+    leader.close()
+
+
+def test_a_message_about_an_aggregate_the_group_changed_reads_it_as_recorded(
+    counting: tuple[Application[UUID], Counting],
+) -> None:
+    leader, follower = counting
+    a, b = uuid4(), uuid4()
+    for counter in (a, b, a, a, b):
+        leader.save(Tick(counter))
+    commits = _count_inserts(follower)
+    follower.pull_and_process("Ticks")
+    assert follower.repository.get(a).ticks == 3
+    assert follower.repository.get(b).ticks == 2
+    assert commits["inserts"] == 3  # [a b] [a] [a b]: a group closes before a repeated counter
+    assert follower.recorder.max_tracking_id("Ticks") == 5
+    assert follower.processed == 5
+
+
+def test_groups_are_at_most_group_size_messages(
+    counting: tuple[Application[UUID], Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader, follower = counting
+    monkeypatch.setattr(follower, "group_size", 4)
+    for _ in range(10):
+        leader.save(Tick(uuid4()))
+    commits = _count_inserts(follower)
+    follower.pull_and_process("Ticks")
+    assert commits["inserts"] == 3  # 4 + 4 + 2
+    assert follower.recorder.max_tracking_id("Ticks") == 10
