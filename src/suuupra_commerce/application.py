@@ -101,6 +101,18 @@ class StripedLocks:
                 lock.release()
 
 
+def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
+    """Apply ``events`` to ``aggregate`` in turn (``None``: from the first).
+
+    eventsourcing's ``project_aggregate`` does the same after asserting each event against
+    a runtime-checkable Protocol, a check that cost about a tenth of a saga step; the
+    events of the library's aggregates all have ``mutate``.
+    """
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
 class CommerceApplication(Application[UUID]):
     """Base of the library's application services."""
 
@@ -229,7 +241,7 @@ class CommerceApplication(Application[UUID]):
 
         def get() -> object:
             with self._writers.hold([aggregate_id]):
-                return self.repository.get(aggregate_id)
+                return self.repository.get(aggregate_id, projector_func=_replay)
 
         try:
             aggregate = self._read(get)

@@ -191,6 +191,7 @@ class Settings(BaseModel):
     aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
     saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
     saga_partitions: int = Field(default=1, ge=1, le=1024)
+    saga_threads: int = Field(default=1, ge=1, le=64)
     saga_lease_seconds: float = Field(default=10.0, ge=0.05, le=3600, allow_inf_nan=False)
     messaging: Literal["none", "memory", "redis", "postgres"] = "none"
     bus_redeliver_seconds: float = Field(default=30.0, gt=0, le=86_400, allow_inf_nan=False)
@@ -436,6 +437,7 @@ class Commerce:
                 leaders={Orders.name: self.orders},
                 poll_interval=self.settings.saga_poll_seconds,
                 partitions=self.settings.saga_partitions,
+                threads=self.settings.saga_threads,
             )
         return self._engine
 

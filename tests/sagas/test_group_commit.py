@@ -129,18 +129,19 @@ class Counting(_Processor):
     topics = (get_topic(Tick.Created),)
 
     def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
-        return domain_event.counter if isinstance(domain_event, Tick.Created) else None
+        if not isinstance(domain_event, Tick.Created):
+            return None
+        counter: UUID = getattr(domain_event, "counter")  # noqa: B009 - set by Tick's __init__
+        return counter
 
     def policy(
         self, domain_event: DomainEventProtocol[UUID], processing_event: ProcessingEvent[UUID]
     ) -> None:
-        if not isinstance(domain_event, Tick.Created):
+        counter = self.saga_of(domain_event)
+        if counter is None:
             return
-        counter: UUID = domain_event.counter
-        if counter in self.repository:
-            tally = self.repository.get(counter)
-        else:
-            tally = Count(counter)
+        known = counter in self.repository
+        tally: Count = self.repository.get(counter) if known else Count(counter)
         tally.count()
         processing_event.collect_events(tally)
 

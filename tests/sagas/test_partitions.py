@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -87,3 +89,39 @@ def test_ownership_outside_the_partitions_is_refused(
 ) -> None:
     with pytest.raises(SagaConfigurationError):
         workers[0].commerce.engine.own({PARTITIONS})
+
+
+def test_threads_work_on_several_partitions_at_once(
+    durable: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**durable, "COMMERCE_SAGA_PARTITIONS": "8", "COMMERCE_SAGA_THREADS": "4"}
+    kit = SagaTestKit(Settings.from_env(env), price_book=InMemoryPriceBook())
+    try:
+        kit.stock("MUG-1", 60)
+        kit.stock("TEE-M", 60)
+        orders = [
+            kit.place(f"k-{n}", {"MUG-1": 1, "TEE-M": 1}, customer=f"c-{n}") for n in range(40)
+        ]
+        threads: set[str] = set()
+        authorize = kit.payments.authorize
+
+        def noting(request: Any) -> str:
+            threads.add(threading.current_thread().name)
+            return authorize(request)
+
+        monkeypatch.setattr(kit.payments, "authorize", noting)
+        assert kit.commerce.engine.threads == 4
+        kit.commerce.engine.run_until_idle()
+        assert [kit.fulfilment(o) for o in orders] == [SagaStatus.COMPLETED] * 40
+        assert kit.violations() == []  # each authorization, capture, shipment once
+        assert len(threads) > 1, threads
+        assert all(name.startswith("saga-partition") for name in threads)
+        kit.commerce.engine.stop()
+        assert kit.commerce.engine._pool is None
+    finally:
+        kit.close()
+
+
+def test_thread_count_is_checked() -> None:
+    with pytest.raises(ValueError, match="saga_threads"):
+        Settings.from_env({"COMMERCE_PERSISTENCE": "memory", "COMMERCE_SAGA_THREADS": "0"})

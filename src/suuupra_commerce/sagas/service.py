@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -685,6 +686,10 @@ class SagaEngine:
     the partitions it owns (all of them, unless told otherwise with :meth:`own`), so
     several workers share the load and never work on one saga at once; each partition
     is tracked on its own, so its next owner resumes where the last one stopped.
+
+    With ``threads`` above one, a pass works on that many owned partitions at once, each
+    on a thread of its own: a saga is in one partition, so no two threads ever work on
+    one saga, and the store's round trips of one partition overlap another's work.
     """
 
     def __init__(
@@ -695,6 +700,7 @@ class SagaEngine:
         leaders: Mapping[str, Application[UUID]] | None = None,
         poll_interval: float = 0.2,
         partitions: int = 1,
+        threads: int = 1,
     ) -> None:
         missing = sagas.registry.actions() - dispatcher.participants.actions()
         if missing:
@@ -704,10 +710,14 @@ class SagaEngine:
             raise SagaConfigurationError("poll_interval must be between 0 and 60 seconds")
         if not 1 <= partitions <= 1024:
             raise SagaConfigurationError("partitions must be between 1 and 1024")
+        if not 1 <= threads <= 64:
+            raise SagaConfigurationError("threads must be between 1 and 64")
         self.sagas = sagas
         self.dispatcher = dispatcher
         self.poll_interval = poll_interval
         self.partitions = partitions
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self._owned = frozenset(range(partitions))
         self._leaders = dict(leaders or {})
         for name, app in self._leaders.items():
@@ -739,14 +749,26 @@ class SagaEngine:
         """One pass over every owned partition's logs and due timers; returns what moved."""
         with self._lock:
             before = self.sagas.processed + self.dispatcher.processed
-            for partition in sorted(self._owned):
-                for name in self._leaders:
-                    self._pull(self.sagas, name, partition)
-                self._pull(self.dispatcher, self.sagas.name, partition)
-                self._pull(self.sagas, self.dispatcher.name, partition)
+            owned = sorted(self._owned)
+            if self.threads == 1 or len(owned) == 1:
+                for partition in owned:
+                    self._pass(partition)
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, "saga-partition")
+                passes = [self._pool.submit(self._pass, partition) for partition in owned]
+                for finished in passes:
+                    finished.result()  # waits for every pass; raises the first failure
             everything = len(self._owned) == self.partitions
             fired = self.sagas.fire_due_timers(owns=None if everything else self.owns)
             return self.sagas.processed + self.dispatcher.processed - before + fired
+
+    def _pass(self, partition: int) -> None:
+        """Move one partition's logs along: starts, then commands, then replies."""
+        for name in self._leaders:
+            self._pull(self.sagas, name, partition)
+        self._pull(self.dispatcher, self.sagas.name, partition)
+        self._pull(self.sagas, self.dispatcher.name, partition)
 
     def _pull(self, follower: _Processor, leader: str, partition: int) -> None:
         try:
@@ -776,11 +798,15 @@ class SagaEngine:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the background thread (waiting for the pass under way)."""
+        """Stop the background thread (waiting for the pass under way) and the pass threads."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
