@@ -54,3 +54,19 @@ def test_a_failing_command_marks_its_span_as_an_error(spans: InMemorySpanExporte
     [failed] = [s for s in spans.get_finished_spans() if s.name == "commerce.Inventory.item"]
     assert not failed.status.is_ok
     assert failed.events[0].name == "exception"
+
+
+def test_without_a_tracer_provider_no_span_is_made() -> None:
+    from opentelemetry import trace
+
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)  # none set here
+    with tracing.span("commerce.nothing") as current:
+        assert current is None
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_span_made_within_a_parent_continues_its_trace(spans: InMemorySpanExporter) -> None:
+    with tracing.span("parent") as parent, tracing.span("child") as child:
+        assert child.get_span_context().trace_id == parent.get_span_context().trace_id
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names == ["child", "parent"]
