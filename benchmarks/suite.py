@@ -55,10 +55,13 @@ from suuupra_commerce import (
     CheckoutCart,
     Commerce,
     CreateCart,
+    InsufficientStockError,
     Money,
     OrderLineRequest,
     PlaceOrder,
     RegisterItem,
+    ReservationLine,
+    ReserveStock,
     SagaStatus,
     Settings,
 )
@@ -304,6 +307,46 @@ def placement_latency(env: dict[str, str], orders: int, clients: int) -> dict[st
     }
 
 
+def hot_reservations(env: dict[str, str], reservations: int, clients: int) -> float:
+    """Reservations/s of one unit each on one SKU from ``clients`` threads, oversell checked.
+
+    The SKU holds exactly ``reservations`` units and the clients ask for ``clients`` more,
+    so the race ends with the stock gone: every unit reserved once, every extra refused.
+    """
+    with Commerce(Settings.from_env(env), price_book=_prices()) as shop:
+        shop.inventory.register(
+            RegisterItem(
+                sku="HOT-1",
+                product_id="hot-1",
+                name="hot-1",
+                unit_price=Money("7.25", "USD"),
+                initial_quantity=reservations,
+            )
+        )
+
+        def client(number: int) -> tuple[int, int]:
+            granted = refused = 0
+            for n in range(number, reservations + clients, clients):
+                line = ReservationLine(sku="HOT-1", quantity=1)
+                try:
+                    shop.inventory.reserve(ReserveStock(order_id=f"hot-{n}", lines=[line]))
+                    granted += 1
+                except InsufficientStockError:
+                    refused += 1
+            return granted, refused
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            outcomes = list(pool.map(client, range(clients)))
+        elapsed = time.perf_counter() - started
+        granted = sum(g for g, _ in outcomes)
+        refused = sum(r for _, r in outcomes)
+        item = shop.inventory.item("HOT-1")
+        assert (granted, refused) == (reservations, clients), (granted, refused)
+        assert (item.reserved, item.available) == (reservations, 0), item  # no oversell
+    return granted / elapsed
+
+
 # --- references ------------------------------------------------------------------------------
 
 
@@ -471,6 +514,7 @@ def main() -> None:
     orders = args.orders or (100 if args.quick else 400)
     events = 20_000 if args.quick else 100_000
     rss_orders = 10_000 if args.quick else 100_000
+    reservations = 500 if args.quick else 2000
     rows: list[list[str]] = []
     references: dict[str, float | None] = {}
     backends = args.backends.split(",")
@@ -492,6 +536,9 @@ def main() -> None:
             say(f"{backend}: {n} orders end to end, one hot SKU")
             hot = end_to_end(env, n, args.clients, hot=True)
         with store(backend) as env:
+            say(f"{backend}: {reservations} reservations on one SKU, 16 clients")
+            hot_rate = hot_reservations(env, reservations, 16)
+        with store(backend) as env:
             say(f"{backend}: placement latency")
             latency = placement_latency(env, n, args.clients)
         rebuild = "-"
@@ -505,6 +552,7 @@ def main() -> None:
                 backend,
                 f"{mix['orders_per_s']:,.1f}",
                 f"{hot['orders_per_s']:,.1f}",
+                f"{hot_rate:,.0f}",
                 f"{mix['writes_per_order']:.1f} (+{mix['view_commits_per_order']:.1f})",
                 f"{saves:,.0f}",
                 f"{mix['orders_per_s'] / bound:.2f}",
@@ -518,6 +566,7 @@ def main() -> None:
         "backend",
         "orders/s (100-SKU mix)",
         "orders/s (hot SKU)",
+        "reservations/s (hot SKU, 16 clients)",
         "store writes per order (+ view commits)",
         "plain saves/s",
         "orders/s ÷ (saves/s ÷ writes per order)",

@@ -88,7 +88,39 @@ def test_copy_equals_the_original_and_shares_nothing_mutable_when_deep_copied() 
     item.collect_events()
     clone = copy.deepcopy(item)
     assert state_of(clone) == state_of(item)
-    assert set(_mutables(vars(clone))).isdisjoint(set(_mutables(vars(item))))
+    shared = set(_mutables(vars(clone))) & set(_mutables(vars(item)))
+    # Open reservations alone are shared, and changed only by replacing them (next tests).
+    assert shared == {m for r in item.reservations.values() for m in _mutables(r)}
+    assert clone.reservations is not item.reservations
+
+
+def test_every_change_to_an_open_reservation_in_a_copy_leaves_the_original_alone() -> None:
+    item = _busy_item()
+    item.collect_events()
+    before = copy.deepcopy(state_of(item))
+    snapshot = {key: dataclasses.asdict(r) for key, r in item.reservations.items()}
+    clone = copy.deepcopy(item)
+    first, second, third = (UUID(key) for key in list(clone.reservations)[:3])
+    clone.confirm(first)
+    clone.fulfil(first, 1, "parcel-9")  # partly: it stays open
+    clone.confirm(second)
+    clone.release(second)
+    clone.expire(third, NOW + timedelta(days=1))
+    assert state_of(item) == before
+    assert {key: dataclasses.asdict(r) for key, r in item.reservations.items()} == snapshot
+
+
+def test_a_reservation_handed_out_is_a_copy_changing_it_changes_nothing_held() -> None:
+    item = _busy_item()
+    key = next(iter(item.reservations))
+    handed = item.reservation(UUID(key))
+    handed.held["east"] = 99
+    handed.status = ReservationStatus.FULFILLED
+    assert item.reservations[key].held != {"east": 99}
+    assert item.reservations[key].status is not ReservationStatus.FULFILLED
+    made = item.reserve(uuid4(), "order-y", 1, NOW + timedelta(minutes=5))
+    made.held.clear()
+    assert all(r.held for r in item.reservations.values())
 
 
 def test_changing_the_copy_leaves_the_original_alone_when_a_command_runs_on_it() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.suite import end_to_end, placement_latency, plain_saves, store
+from benchmarks.suite import end_to_end, hot_reservations, placement_latency, plain_saves, store
 
 
 def test_the_end_to_end_benchmark_completes_every_saga_without_oversell() -> None:
@@ -15,3 +15,5 @@ def test_the_end_to_end_benchmark_completes_every_saga_without_oversell() -> Non
         assert latency["p99_ms"] >= latency["p50_ms"] > 0
         with store(backend) as env:
             assert plain_saves(env, saves=20, clients=2) > 0
+        with store(backend) as env:  # it checks every unit went once and the extras were refused
+            assert hot_reservations(env, reservations=30, clients=4) > 0

@@ -168,6 +168,23 @@ class Reservation:
         )
 
 
+class OpenReservations(dict[str, Reservation]):
+    """Open reservations by id, shared by an item's copies and replaced on change.
+
+    Every command works on a copy of the item (the aggregate cache hands one out per
+    command), so on a SKU with thousands of open reservations, copying each of them
+    was nearly all of a reservation's cost. A copy of this mapping is shallow: the
+    copies share the reservations, and an event that changes one first replaces it, in
+    its own item, with a copy of its own (:meth:`InventoryItem._own`), so no change
+    made to one copy of the item can be seen from another.
+    """
+
+    __slots__ = ()
+
+    def __copy_state__(self) -> OpenReservations:
+        return OpenReservations(self)
+
+
 @dataclass(frozen=True, slots=True)
 class ClosedReservation:
     """What an item keeps of a reservation that ended: enough to answer a repeat of it."""
@@ -348,7 +365,7 @@ class InventoryItem(CommerceAggregate):
         self.reorder_quantity = reorder_quantity
         self.allow_backorder = allow_backorder
         self.backorder_limit = backorder_limit
-        self.reservations: dict[str, Reservation] = {}
+        self.reservations = OpenReservations()
         self.closed = ClosedReservations()
         self.references: set[str] = set()
         self.low_stock = False
@@ -665,7 +682,7 @@ class InventoryItem(CommerceAggregate):
         allocations = self._allocate(quantity, strategy or PriorityOrder())
         self._reserved(reservation_id, order_id, quantity, allocations, expires_at)
         self._signal_crossings()
-        return self.reservations[str(reservation_id)]
+        return self.reservations[str(reservation_id)].__copy_state__()
 
     def _allocate(self, quantity: int, strategy: AllocationStrategy) -> dict[str, int]:
         levels = self.levels()
@@ -721,7 +738,7 @@ class InventoryItem(CommerceAggregate):
     def _find(self, key: str) -> Reservation | None:
         found = self.reservations.get(key)
         if found is not None:
-            return found
+            return found.__copy_state__()  # shared with the item's other copies
         closed = self.closed.get(key)
         return None if closed is None else closed.as_reservation()
 
@@ -735,6 +752,16 @@ class InventoryItem(CommerceAggregate):
         if found is None:
             raise ReservationNotFoundError(reservation_id)
         return found
+
+    def _own(self, key: str) -> Reservation:
+        """The open reservation ``key``, made this item's own to change.
+
+        The copies of an item share their open reservations (see :class:`OpenReservations`);
+        an event handler changes a reservation only through this.
+        """
+        reservation = self.reservations[key].__copy_state__()
+        self.reservations[key] = reservation
+        return reservation
 
     def _close(self, key: str) -> None:
         """Move an ended reservation from the open ones to the closed ones."""
@@ -768,7 +795,7 @@ class InventoryItem(CommerceAggregate):
 
     @event(ReservationConfirmed)
     def _reservation_confirmed(self, reservation_id: UUID) -> None:
-        self.reservations[str(reservation_id)].status = ReservationStatus.CONFIRMED
+        self._own(str(reservation_id)).status = ReservationStatus.CONFIRMED
 
     class ReservationFulfilled(Aggregate.Event):
         reservation_id: UUID
@@ -817,7 +844,7 @@ class InventoryItem(CommerceAggregate):
     def _reservation_fulfilled(
         self, reservation_id: UUID, shipment: str, taken: dict[str, int]
     ) -> None:
-        reservation = self.reservations[str(reservation_id)]
+        reservation = self._own(str(reservation_id))
         for location, units in taken.items():
             stock = self.locations[location]
             stock.on_hand -= units
@@ -858,7 +885,7 @@ class InventoryItem(CommerceAggregate):
         self._free(reservation_id, freed, ReservationStatus.RELEASED)
 
     def _free(self, reservation_id: UUID, freed: Mapping[str, int], to: ReservationStatus) -> None:
-        reservation = self.reservations[str(reservation_id)]
+        reservation = self._own(str(reservation_id))
         for location, units in freed.items():
             self.locations[location].reserved -= units
         reservation.held = {}
