@@ -9,6 +9,11 @@ For each backend:
   fulfilment saga (fake payment gateway, carrier and notifier) takes every order to
   COMPLETED on the saga engine's thread. Once with a 100-SKU mix, once with one hot SKU on
   every cart. Checked after: every saga completed, no SKU oversold.
+* **reservations/s on one hot SKU**: 16 client threads reserve one unit each on one SKU
+  until its stock is gone; checked after: every unit reserved once, every extra refused.
+* **sagas in worker processes** (PostgreSQL, ``--workers 2``): the same end-to-end runs
+  with the saga engine in ``suuupra-commerce worker --role sagas`` processes sharing the
+  partitions, as a deployment runs it, instead of a thread of the clients' process.
 * **store writes per order**: recorder inserts (and read-model commits) counted during the
   run, per fulfilled order.
 * **latency p50/p99** of placing an order, open loop at about half the peak placement rate.
@@ -29,6 +34,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -197,10 +203,55 @@ def _stock(shop: Commerce, units: int) -> None:
         )
 
 
-def end_to_end(env: dict[str, str], orders: int, clients: int, hot: bool) -> dict[str, float]:
-    """Orders/s through checkout and the fulfilment saga to COMPLETED, and writes per order."""
+@contextmanager
+def saga_workers(env: dict[str, str], count: int) -> Iterator[None]:
+    """``count`` saga worker processes (``suuupra-commerce worker --role sagas``) on ``env``.
+
+    They share the partitions by leases, as a deployment's workers do; the fakes are their
+    participants. Yields once every worker says it runs; stops them (SIGTERM) after.
+    """
+    if count == 0:
+        yield
+        return
+    command = [sys.executable, "-m", "suuupra_commerce.cli", "worker", "--role", "sagas"]
+    command += ["--host", "suuupra_commerce.testing.sagas:fake_ports"]
+    with tempfile.TemporaryFile("w+") as errors:
+        processes = [
+            subprocess.Popen(
+                command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=errors, text=True
+            )
+            for _ in range(count)
+        ]
+        try:
+            for process in processes:
+                assert process.stdout is not None
+                while "saga worker running" not in process.stdout.readline():
+                    if process.poll() is not None:
+                        errors.seek(0)
+                        raise RuntimeError(f"a saga worker failed to start: {errors.read()}")
+            yield
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+                if process.stdout is not None:
+                    process.stdout.close()
+
+
+def end_to_end(
+    env: dict[str, str], orders: int, clients: int, hot: bool, workers: int = 0
+) -> dict[str, float]:
+    """Orders/s through checkout and the fulfilment saga to COMPLETED, and writes per order.
+
+    The saga engine runs on a thread of this process, or, with ``workers``, in that many
+    worker processes (then only this process's writes are counted).
+    """
     writes = Writes()
-    settings = Settings.from_env({**env, "COMMERCE_SAGA_POLL_SECONDS": "0.01"})
+    env = {**env, "COMMERCE_SAGA_POLL_SECONDS": "0.01"}
+    if workers:
+        env["COMMERCE_SAGA_PARTITIONS"] = str(4 * workers)
+    settings = Settings.from_env(env)
     units = orders * 2 + 10
     with Commerce(settings, price_book=_prices(), recorder_hook=writes, **fake_ports()) as shop:
         _stock(shop, units)
@@ -218,31 +269,34 @@ def end_to_end(env: dict[str, str], orders: int, clients: int, hot: bool) -> dic
         if shop.settings.messaging != "none":
             relays = threading.Thread(target=shop.run_relays, args=(stop,))
             relays.start()
-        shop.engine.start()
-        started = time.perf_counter()
+        with saga_workers(env, workers):
+            if not workers:
+                shop.engine.start()
+            started = time.perf_counter()
 
-        def client(number: int) -> None:
-            rng = random.Random(number)
-            for _ in range(number, orders, clients):
-                cart = shop.carts.create(CreateCart(customer_id=f"c{number}", currency="USD"))
-                first, second = rng.sample(MIX, 2)
-                if hot:
-                    first = "HOT-1"
-                shop.carts.add_item(AddItem(cart_id=cart, sku=first, quantity=1))
-                shop.carts.add_item(AddItem(cart_id=cart, sku=second, quantity=1))
-                shop.carts.checkout(CheckoutCart(cart_id=cart))
+            def client(number: int) -> None:
+                rng = random.Random(number)
+                for _ in range(number, orders, clients):
+                    customer = f"c{number}"
+                    cart = shop.carts.create(CreateCart(customer_id=customer, currency="USD"))
+                    first, second = rng.sample(MIX, 2)
+                    if hot:
+                        first = "HOT-1"
+                    shop.carts.add_item(AddItem(cart_id=cart, sku=first, quantity=1))
+                    shop.carts.add_item(AddItem(cart_id=cart, sku=second, quantity=1))
+                    shop.carts.checkout(CheckoutCart(cart_id=cart))
 
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(client, range(clients)))
-        placed = time.perf_counter()
-        deadline = placed + 600
-        while True:
-            done = shop.sagas.statistics().by_status.get(SagaStatus.COMPLETED, 0)
-            if done >= orders or time.perf_counter() > deadline:
-                break
-            time.sleep(0.05)
-        finished = time.perf_counter()
-        shop.engine.stop()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(client, range(clients)))
+            placed = time.perf_counter()
+            deadline = placed + 600
+            while True:
+                done = shop.sagas.statistics().by_status.get(SagaStatus.COMPLETED, 0)
+                if done >= orders or time.perf_counter() > deadline:
+                    break
+                time.sleep(0.05)
+            finished = time.perf_counter()
+            shop.engine.stop()
         stop.set()
         if relays is not None:
             relays.join()
@@ -510,6 +564,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     parser.add_argument("--orders", type=int, help="orders per end-to-end run")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also run PostgreSQL's sagas in this many worker processes (0: not)",
+    )
     args = parser.parse_args()
     orders = args.orders or (100 if args.quick else 400)
     events = 20_000 if args.quick else 100_000
@@ -560,6 +620,15 @@ def main() -> None:
                 rebuild,
             ]
         )
+    if args.workers and "postgres" in backends:
+        label = f"postgres, sagas in {args.workers} worker processes"
+        figures = []
+        for hot_sku in (False, True):
+            with store("postgres") as env:
+                say(f"{label}: {orders} orders end to end, {'hot SKU' if hot_sku else 'mix'}")
+                run = end_to_end(env, orders, args.clients, hot=hot_sku, workers=args.workers)
+                figures.append(f"{run['orders_per_s']:,.1f}")
+        rows.append([label, *figures, *["-"] * 6])
     say(f"peak RSS of {rss_orders} orders in memory")
     rss = peak_rss_mb(rss_orders)
     header = [

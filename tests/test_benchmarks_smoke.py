@@ -17,3 +17,9 @@ def test_the_end_to_end_benchmark_completes_every_saga_without_oversell() -> Non
             assert plain_saves(env, saves=20, clients=2) > 0
         with store(backend) as env:  # it checks every unit went once and the extras were refused
             assert hot_reservations(env, reservations=30, clients=4) > 0
+
+
+def test_the_end_to_end_benchmark_runs_the_sagas_in_a_worker_process() -> None:
+    with store("sqlite") as env:
+        figures = end_to_end(env, orders=6, clients=2, hot=False, workers=1)
+    assert figures["orders_per_s"] > 0  # every saga completed (checked inside)
