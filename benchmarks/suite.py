@@ -208,7 +208,10 @@ def saga_workers(env: dict[str, str], count: int) -> Iterator[None]:
     """``count`` saga worker processes (``suuupra-commerce worker --role sagas``) on ``env``.
 
     They share the partitions by leases, as a deployment's workers do; the fakes are their
-    participants. Yields once every worker says it runs; stops them (SIGTERM) after.
+    participants. The fakes keep their state in each process (an authorization made in one
+    worker is unknown to another), so the run starts only once the workers have settled
+    their shares: a saga handed over mid-way would fail its capture in the other worker.
+    Yields then; stops them (SIGTERM) after.
     """
     if count == 0:
         yield
@@ -229,6 +232,7 @@ def saga_workers(env: dict[str, str], count: int) -> Iterator[None]:
                     if process.poll() is not None:
                         errors.seek(0)
                         raise RuntimeError(f"a saga worker failed to start: {errors.read()}")
+            time.sleep(3 * 1.0)  # three balancing rounds (``Commerce.worker``'s interval: 1 s)
             yield
         finally:
             for process in processes:
@@ -291,8 +295,9 @@ def end_to_end(
             placed = time.perf_counter()
             deadline = placed + 600
             while True:
-                done = shop.sagas.statistics().by_status.get(SagaStatus.COMPLETED, 0)
-                if done >= orders or time.perf_counter() > deadline:
+                statuses = shop.sagas.statistics().by_status
+                ended = sum(n for status, n in statuses.items() if status.has_ended)
+                if ended >= orders or time.perf_counter() > deadline:
                     break
                 time.sleep(0.05)
             finished = time.perf_counter()
