@@ -27,6 +27,7 @@ ended; ``Orders.cancel`` on a held order is refused the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -239,6 +240,24 @@ class OrderParticipants:
     def _order(self, command: StepCommand) -> Order:
         return self.orders.aggregate(_order_id(command))
 
+    def _record(
+        self, command: StepCommand, change: Callable[[], None], done: Callable[[Order], bool]
+    ) -> None:
+        """Make ``change`` to the order; a change another delivery already made counts as made.
+
+        A handler reads the order, then changes it. Two deliveries of one command can run at
+        once (a partition changing hands while its old owner is still in a pass): both read
+        the order before either changes it, and the second's change is then refused as an
+        illegal transition. If the order is now where the change would have put it
+        (``done``), the step is done, not failed: a failure would have the saga compensate
+        a step that succeeded.
+        """
+        try:
+            change()
+        except IllegalTransitionError:
+            if not done(self._order(command)):
+                raise
+
     def _gateway(self) -> PaymentGateway:
         assert self.payments is not None  # registered only when configured
         return self.payments
@@ -295,7 +314,11 @@ class OrderParticipants:
         """Pending -> confirmed (its reservations stop expiring); done already is fine."""
         order = self._order(command)
         if order.status is OrderStatus.PENDING:
-            self.orders.confirm(ConfirmOrder(order_id=order.id))
+            self._record(
+                command,
+                lambda: self.orders.confirm(ConfirmOrder(order_id=order.id)),
+                lambda now: now.status in (OrderStatus.CONFIRMED, OrderStatus.PROCESSING),
+            )
         elif order.status not in (OrderStatus.CONFIRMED, OrderStatus.PROCESSING):
             raise IllegalTransitionError("order", order.status.value, "confirm")
         return {}
@@ -358,8 +381,12 @@ class OrderParticipants:
                 )
             raise
         if order.payment_status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
-            self.orders.authorize_payment(
-                AuthorizePayment(order_id=order.id, reference=_reason(reference))
+            self._record(
+                command,
+                lambda: self.orders.authorize_payment(
+                    AuthorizePayment(order_id=order.id, reference=_reason(reference))
+                ),
+                lambda now: now.payment_status is PaymentStatus.AUTHORIZED,
             )
         return {"authorization": reference, "authorization_key": command.idempotency_key}
 
@@ -397,7 +424,11 @@ class OrderParticipants:
                 amount=order.authorized,
             )
         )
-        self.orders.capture_payment(CapturePayment(order_id=order.id))
+        self._record(
+            command,
+            lambda: self.orders.capture_payment(CapturePayment(order_id=order.id)),
+            lambda now: now.payment_status is PaymentStatus.CAPTURED,
+        )
         return {"capture": reference, "capture_key": command.idempotency_key}
 
     def refund_payment(self, command: StepCommand) -> dict[str, Any]:
@@ -446,7 +477,13 @@ class OrderParticipants:
             )
         )
         if order.status is OrderStatus.CONFIRMED:
-            self.orders.start_fulfilment(StartFulfilment(order_id=order.id), release_hold=True)
+            self._record(
+                command,
+                lambda: self.orders.start_fulfilment(
+                    StartFulfilment(order_id=order.id), release_hold=True
+                ),
+                lambda now: now.status is OrderStatus.PROCESSING,
+            )
         elif order.status is not OrderStatus.PROCESSING:
             raise IllegalTransitionError("order", order.status.value, "start fulfilment of")
         return {
