@@ -42,10 +42,13 @@ class IdempotentConsumer:
     left unacknowledged: it comes back after the bus's ``redeliver_after``, until the
     bus dead-letters it.
 
-    The one window left is a crash after the handler's effects and before ``remember``:
-    the message is handled again. Where that matters, make the handler itself
-    idempotent (the library's commands are, by their idempotency keys and derived ids)
-    or remember the id in the same transaction as the handler's writes.
+    Two windows are left: a crash after the handler's effects and before ``remember``
+    (the message is handled again), and two members of a group handed two copies of one
+    message at the same moment (a relay that published it twice, or a redelivery while
+    the first delivery is still being handled): both may find it unseen and handle it.
+    Where that matters, make the handler itself idempotent (the library's commands are,
+    by their idempotency keys and derived ids) or remember the id in the same
+    transaction as the handler's writes, under a unique constraint.
 
     >>> from suuupra_commerce.adapters.memory_messaging import (
     ...     InMemoryMessageBus, InMemoryProcessedMessages)
