@@ -33,7 +33,13 @@ from suuupra_commerce import (
 )
 from suuupra_commerce.aggregate import CommerceAggregate, copy_state
 from suuupra_commerce.inventory.commands import ReservationLine
-from suuupra_commerce.inventory.domain import LocationStock, Reservation, ReservationStatus
+from suuupra_commerce.inventory.domain import (
+    ClosedReservation,
+    ClosedReservations,
+    LocationStock,
+    Reservation,
+    ReservationStatus,
+)
 from suuupra_commerce.testing import FakeClock, InMemoryPriceBook, state_of
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -217,3 +223,26 @@ def test_ended_reservations_are_shared_not_copied_and_closing_in_a_copy_leaves_t
     assert str(open_id) in clone.closed
     assert str(open_id) not in item.closed
     assert str(open_id) in item.reservations
+
+
+def test_closing_one_more_reservation_leaves_every_earlier_mapping_as_it_was() -> None:
+    def closed(n: int) -> ClosedReservation:
+        return ClosedReservation(f"order-{n}", 1, NOW, ReservationStatus.FULFILLED, 1, (f"p{n}",))
+
+    versions = [ClosedReservations()]
+    expected: dict[str, ClosedReservation] = {}
+    for n in range(3000):
+        key = f"r-{n % 2500}"  # the last 500 close again keys already closed
+        expected[key] = closed(n)
+        versions.append(versions[-1].with_closed(key, closed(n)))
+    latest = versions[-1]
+    assert len(latest) == len(expected) == 2500
+    assert dict(latest) == expected
+    assert latest == expected  # a Mapping: equal by content, whatever the order
+    assert ClosedReservations(expected) == latest
+    assert len(versions[1000]) == 1000
+    assert "r-1000" not in versions[1000]
+    assert versions[2600]["r-50"] == closed(2550)
+    assert versions[2500]["r-50"] == closed(50)
+    assert "r-9999" not in latest
+    assert latest.get("r-9999") is None
