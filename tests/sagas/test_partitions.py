@@ -125,3 +125,27 @@ def test_threads_work_on_several_partitions_at_once(
 def test_thread_count_is_checked() -> None:
     with pytest.raises(ValueError, match="saga_threads"):
         Settings.from_env({"COMMERCE_PERSISTENCE": "memory", "COMMERCE_SAGA_THREADS": "0"})
+
+
+def test_every_partition_is_tracked_to_the_end_of_each_log_it_read(
+    workers: tuple[SagaTestKit, SagaTestKit],
+) -> None:
+    first, _ = workers
+    first.stock("MUG-1", 100)
+    for n in range(10):
+        first.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}")
+    engine = first.commerce.engine
+    engine.own(range(PARTITIONS))
+    engine.run_until_idle()
+    sagas, dispatcher = first.commerce.sagas, engine.dispatcher
+    followed = {
+        (sagas, "Orders"): first.commerce.orders,
+        (dispatcher, "Sagas"): sagas,
+        (sagas, "SagaDispatcher"): dispatcher,
+    }
+    for (follower, name), leader in followed.items():
+        read = leader.recorder.select_notifications(start=1, limit=10_000, topics=follower.topics)
+        for partition in range(PARTITIONS):
+            tracked = f"{name}@{partition}of{PARTITIONS}"
+            # Other partitions' messages are passed over once, not read again every pass.
+            assert follower.recorder.max_tracking_id(tracked) == read[-1].id, tracked

@@ -231,16 +231,22 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         for notifications in self.pull_notifications(
             leader_name, start=start, stop=stop, inclusive_of_start=False
         ):
+            if not notifications:
+                continue
             received = self.filter_received_notifications(notifications)
-            self._process_in_groups(self.convert_notifications(leader_name, received))
+            jobs = self.convert_notifications(leader_name, received)
+            # Tracked to the section's end: what is other partitions' (or nobody's)
+            # business is not read again on the next pass.
+            self._process_in_groups(jobs, Tracking(leader_name, notifications[-1].id))
 
     def process_event(self, domain_event: DomainEventProtocol[UUID], tracking: Tracking) -> None:
         """Process one message and record what it led to with its tracking record."""
-        self._process_in_groups([(domain_event, tracking)])
+        self._process_in_groups([(domain_event, tracking)], tracking)
 
     def _process_in_groups(
-        self, jobs: Iterable[tuple[DomainEventProtocol[UUID], Tracking]]
+        self, jobs: Iterable[tuple[DomainEventProtocol[UUID], Tracking]], through: Tracking
     ) -> None:
+        """Process ``jobs`` in groups; the last group is recorded as far as ``through``."""
         group: list[ProcessingEvent[UUID]] = []
         sagas: set[UUID] = set()
         for domain_event, tracking in jobs:
@@ -255,7 +261,7 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
                 raise
             if saga_id is not None:
                 sagas.add(saga_id)
-        self._record_group(group)
+        self._record_group(group, through)
 
     def _decide(
         self, domain_event: DomainEventProtocol[UUID], tracking: Tracking, saga_id: UUID | None
@@ -272,11 +278,22 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         self._stamp(processing_event.events, context)
         return processing_event
 
-    def _record_group(self, group: list[ProcessingEvent[UUID]]) -> None:
-        """Record the group's events and its last tracking record in one transaction."""
-        if not group:
+    def _record_group(
+        self, group: list[ProcessingEvent[UUID]], through: Tracking | None = None
+    ) -> None:
+        """Record the group's events and its last tracking record in one transaction.
+
+        ``through``: a later position to record instead (the messages after the group's
+        last were none of this follower's business); recorded even if the group is empty.
+        """
+        tracking = group[-1].tracking if group else None
+        if through is not None and (
+            tracking is None or tracking.notification_id < through.notification_id
+        ):
+            tracking = through
+        if tracking is None:
             return
-        together = ProcessingEvent[UUID](tracking=group[-1].tracking)
+        together = ProcessingEvent[UUID](tracking=tracking)
         for processing_event in group:
             together.events.extend(processing_event.events)
             together.aggregates.update(processing_event.aggregates)
