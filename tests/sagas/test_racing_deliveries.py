@@ -14,7 +14,8 @@ from uuid import UUID
 
 from suuupra_commerce import ApproveCancellation, CancelOrder
 from suuupra_commerce.context import command_context
-from suuupra_commerce.orders.domain import Order, OrderStatus
+from suuupra_commerce.orders.domain import Order
+from suuupra_commerce.orders.lifecycle import OrderStatus
 from suuupra_commerce.sagas import SagaStatus
 from suuupra_commerce.sagas.domain import StepCommand
 from suuupra_commerce.sagas.orders import CancellationOutcome, cancellation_saga_id
