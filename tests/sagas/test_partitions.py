@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,3 +150,27 @@ def test_every_partition_is_tracked_to_the_end_of_each_log_it_read(
             tracked = f"{name}@{partition}of{PARTITIONS}"
             # Other partitions' messages are passed over once, not read again every pass.
             assert follower.recorder.max_tracking_id(tracked) == read[-1].id, tracked
+
+
+def test_a_failing_pass_is_raised_only_once_every_other_pass_has_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {"COMMERCE_PERSISTENCE": "memory", "COMMERCE_SAGA_PARTITIONS": "2"}
+    kit = SagaTestKit(
+        Settings.from_env({**env, "COMMERCE_SAGA_THREADS": "2"}), price_book=InMemoryPriceBook()
+    )
+    ended: list[int] = []
+
+    def slow_or_failing(partition: int) -> None:
+        if partition == 0:
+            raise RuntimeError("partition 0 failed")
+        time.sleep(0.3)
+        ended.append(partition)
+
+    try:
+        monkeypatch.setattr(kit.commerce.engine, "_pass", slow_or_failing)
+        with pytest.raises(RuntimeError, match="partition 0 failed"):
+            kit.commerce.engine.run_once()
+        assert ended == [1], "the next pass could have started on a partition still at work"
+    finally:
+        kit.close()

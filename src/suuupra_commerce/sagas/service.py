@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -302,10 +302,6 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         self._notify(recordings)
         with self._counting:
             self.processed += len(group)
-
-    def _writes_of(self, domain_event: DomainEventProtocol[UUID]) -> list[UUID]:
-        saga_id = self.saga_of(domain_event)
-        return [] if saga_id is None else [saga_id]
 
     def saga_of(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
         """The saga a message concerns (``None``: none of this follower's business)."""
@@ -774,8 +770,11 @@ class SagaEngine:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.threads, "saga-partition")
                 passes = [self._pool.submit(self._pass, partition) for partition in owned]
+                # Every pass ends before this one returns (or the next pass could work on a
+                # partition still being worked on); then the first failure is raised.
+                wait(passes)
                 for finished in passes:
-                    finished.result()  # waits for every pass; raises the first failure
+                    finished.result()
             everything = len(self._owned) == self.partitions
             fired = self.sagas.fire_due_timers(owns=None if everything else self.owns)
             return self.sagas.processed + self.dispatcher.processed - before + fired
