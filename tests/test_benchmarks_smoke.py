@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks.profile_engine import profile
 from benchmarks.suite import end_to_end, hot_reservations, placement_latency, plain_saves, store
 
 
@@ -23,3 +24,8 @@ def test_the_end_to_end_benchmark_runs_the_sagas_in_a_worker_process() -> None:
     with store("sqlite") as env:
         figures = end_to_end(env, orders=6, clients=2, hot=False, workers=1)
     assert figures["orders_per_s"] > 0  # every saga completed (checked inside)
+
+
+def test_the_engine_profile_runs_and_completes_every_saga() -> None:
+    figures = profile(backend="memory", orders=5, top=3)
+    assert set(figures) == {"placement", "saga engine"}
