@@ -43,6 +43,14 @@ def _place_and_settle(kit: SagaTestKit) -> None:
     kit.settle()
 
 
+def _place_three_and_settle(kit: SagaTestKit) -> None:
+    """Three orders at once: the engine commits their messages in shared groups."""
+    _shop(kit)
+    for n in range(3):
+        kit.place(f"order-{n}", {"MUG-1": 1, "TEE-M": 1}, customer=f"customer-{n}")
+    kit.settle()
+
+
 def _nothing(kit: SagaTestKit) -> None:
     return None
 
@@ -99,6 +107,7 @@ def _authorization_answer_late(kit: SagaTestKit) -> None:
 
 SCENARIOS = [
     Scenario("fulfilment completes", _nothing, _place_and_settle),
+    Scenario("three fulfilments in shared groups", _nothing, _place_three_and_settle),
     Scenario("payment declined, compensated", _declined, _place_and_settle),
     Scenario(
         "authorization answer lost, timed out, voided",
