@@ -18,8 +18,8 @@ import pstats
 import random
 import time
 
-from benchmarks.suite import MIX, _prices, _stock, store
-from suuupra_commerce import AddItem, CheckoutCart, Commerce, CreateCart, SagaStatus, Settings
+from benchmarks.suite import MIX, _prices, _stock, checkout, store
+from suuupra_commerce import Commerce, SagaStatus, Settings
 from suuupra_commerce.testing.sagas import fake_ports
 
 
@@ -34,10 +34,7 @@ def profile(backend: str, orders: int, top: int) -> dict[str, float]:
 
         def place() -> None:
             for n in range(orders):
-                cart = shop.carts.create(CreateCart(customer_id=f"c{n}", currency="USD"))
-                for sku in rng.sample(MIX, 2):
-                    shop.carts.add_item(AddItem(cart_id=cart, sku=sku, quantity=1))
-                shop.carts.checkout(CheckoutCart(cart_id=cart))
+                checkout(shop, f"c{n}", rng.sample(MIX, 2))
 
         figures: dict[str, float] = {}
         for name, work in (("placement", place), ("saga engine", shop.engine.run_until_idle)):

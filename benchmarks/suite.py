@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -190,8 +190,16 @@ def _prices() -> InMemoryPriceBook:
     return book
 
 
-def _stock(shop: Commerce, units: int) -> None:
-    for sku in [*MIX, "HOT-1"]:
+def checkout(shop: Commerce, customer: str, skus: Sequence[str]) -> None:
+    """A customer's cart with one unit of each SKU, checked out: one order placed."""
+    cart = shop.carts.create(CreateCart(customer_id=customer, currency="USD"))
+    for sku in skus:
+        shop.carts.add_item(AddItem(cart_id=cart, sku=sku, quantity=1))
+    shop.carts.checkout(CheckoutCart(cart_id=cart))
+
+
+def _stock(shop: Commerce, units: int, skus: Sequence[str] = (*MIX, "HOT-1")) -> None:
+    for sku in skus:
         shop.inventory.register(
             RegisterItem(
                 sku=sku,
@@ -281,14 +289,8 @@ def end_to_end(
             def client(number: int) -> None:
                 rng = random.Random(number)
                 for _ in range(number, orders, clients):
-                    customer = f"c{number}"
-                    cart = shop.carts.create(CreateCart(customer_id=customer, currency="USD"))
                     first, second = rng.sample(MIX, 2)
-                    if hot:
-                        first = "HOT-1"
-                    shop.carts.add_item(AddItem(cart_id=cart, sku=first, quantity=1))
-                    shop.carts.add_item(AddItem(cart_id=cart, sku=second, quantity=1))
-                    shop.carts.checkout(CheckoutCart(cart_id=cart))
+                    checkout(shop, f"c{number}", ["HOT-1" if hot else first, second])
 
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(client, range(clients)))
@@ -373,15 +375,7 @@ def hot_reservations(env: dict[str, str], reservations: int, clients: int) -> fl
     so the race ends with the stock gone: every unit reserved once, every extra refused.
     """
     with Commerce(Settings.from_env(env), price_book=_prices()) as shop:
-        shop.inventory.register(
-            RegisterItem(
-                sku="HOT-1",
-                product_id="hot-1",
-                name="hot-1",
-                unit_price=Money("7.25", "USD"),
-                initial_quantity=reservations,
-            )
-        )
+        _stock(shop, reservations, ["HOT-1"])
 
         def client(number: int) -> tuple[int, int]:
             granted = refused = 0
