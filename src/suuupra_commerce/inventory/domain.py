@@ -233,9 +233,10 @@ class ClosedReservations(Mapping[str, ClosedReservation]):
     def __init__(self, items: Mapping[str, ClosedReservation] | None = None) -> None:
         buckets: list[dict[str, ClosedReservation] | None] = list(self._EMPTY)
         for key, closed in (items or {}).items():
-            bucket = buckets[hash(key) % self.WIDTH]
+            index = hash(key) % self.WIDTH
+            bucket = buckets[index]
             if bucket is None:
-                bucket = buckets[hash(key) % self.WIDTH] = {}
+                bucket = buckets[index] = {}
             bucket[key] = closed
         self._buckets = tuple(buckets)
         self._size = sum(len(bucket) for bucket in buckets if bucket)
