@@ -13,7 +13,7 @@ from suuupra_commerce.adapters.memory import InMemoryPriceBook
 from suuupra_commerce.errors import SagaConfigurationError
 from suuupra_commerce.sagas import SagaStatus
 from suuupra_commerce.sagas.orders import fulfilment_saga_id
-from suuupra_commerce.sagas.service import partition_of
+from suuupra_commerce.sagas.service import SagaEngine, partition_of
 from suuupra_commerce.system import Settings
 from suuupra_commerce.testing.sagas import SagaTestKit
 
@@ -126,6 +126,15 @@ def test_threads_work_on_several_partitions_at_once(
 def test_thread_count_is_checked() -> None:
     with pytest.raises(ValueError, match="saga_threads"):
         Settings.from_env({"COMMERCE_PERSISTENCE": "memory", "COMMERCE_SAGA_THREADS": "0"})
+    memory = Settings.from_env({"COMMERCE_PERSISTENCE": "memory"})
+    kit = SagaTestKit(memory, price_book=InMemoryPriceBook())
+    try:
+        engine = kit.commerce.engine
+        for threads in (0, 65):
+            with pytest.raises(SagaConfigurationError, match="threads"):
+                SagaEngine(engine.sagas, engine.dispatcher, threads=threads)
+    finally:
+        kit.close()
 
 
 def test_every_partition_is_tracked_to_the_end_of_each_log_it_read(
