@@ -9,6 +9,7 @@ with the application's notification log.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InterfaceError,
@@ -33,7 +34,14 @@ from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError, Sto
 from suuupra_commerce.ports import Clock, SystemClock
 from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewQuery, ViewStore
 
-__all__ = ["CommerceApplication", "Progress", "RecorderHook", "RetryPolicy", "StripedLocks"]
+__all__ = [
+    "CommerceApplication",
+    "HeldWrites",
+    "Progress",
+    "RecorderHook",
+    "RetryPolicy",
+    "StripedLocks",
+]
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -113,6 +121,54 @@ def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+class HeldWrites:
+    """Holds one thread's saves on some applications, to record them together.
+
+    Inside ``with HeldWrites(apps) as held:``, a save that this thread makes on one of
+    ``apps`` records nothing: the new events are kept, and this thread's loads of the
+    aggregates they belong to start from them (each load a copy, so a command that fails
+    half-way changes nothing held). :meth:`record` records what each application holds
+    in one transaction of its own, in the order the applications were given; leaving
+    the block forgets whatever was not recorded. Other threads see the changes once
+    recorded.
+
+    For a processor that commits the effects of many messages at once (the saga
+    dispatcher): the changes a group of commands made to an application become one
+    transaction instead of one per command. If another writer changed one of the
+    aggregates meanwhile, :meth:`record` raises ``RecordConflictError`` and nothing of
+    that application's held writes is recorded; the caller runs the commands again,
+    :meth:`paused`, so that each records its own writes (and retries its own conflicts).
+    """
+
+    def __init__(self, apps: Iterable[CommerceApplication]) -> None:
+        self.apps = tuple(apps)
+
+    def __enter__(self) -> HeldWrites:
+        for app in self.apps:
+            app._hold_writes()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for app in self.apps:
+            app._drop_held(keep_holding=False)
+
+    def record(self) -> None:
+        """Record each application's held writes in one transaction; hold on afresh."""
+        for app in self.apps:
+            app._record_held()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forget what is held, and let this thread's saves through until the block ends."""
+        for app in self.apps:
+            app._drop_held(keep_holding=False)
+        try:
+            yield
+        finally:
+            for app in self.apps:
+                app._hold_writes()
+
+
 class CommerceApplication(Application[UUID]):
     """Base of the library's application services."""
 
@@ -150,6 +206,7 @@ class CommerceApplication(Application[UUID]):
         self._projections: list[Projection] = []
         self._catch_up_lock = threading.RLock()
         self._writers = StripedLocks()
+        self._held = threading.local()
 
     def construct_recorder(self) -> ApplicationRecorder:
         return self._hooked(super().construct_recorder())
@@ -180,6 +237,55 @@ class CommerceApplication(Application[UUID]):
         for domain_event in events:
             if "metadata" not in vars(domain_event):
                 object.__setattr__(domain_event, "metadata", metadata)
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Record the aggregates' new events in one transaction (none: nothing is recorded).
+
+        While this thread holds its writes (:class:`HeldWrites`), the events are kept, with
+        the aggregates, to be recorded together with the thread's other held writes.
+        """
+        processing_event = ProcessingEvent[UUID]()
+        processing_event.collect_events(*objs, **kwargs)
+        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
+        if held is not None:
+            self._stamp(processing_event.events, current_context() or CommandContext.new())
+            held.events.extend(processing_event.events)
+            held.aggregates.update(processing_event.aggregates)
+            return []
+        if not processing_event.events:
+            return []
+        return self._commit(processing_event)
+
+    def _commit(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record a processing event's events (and tracking), then snapshot and notify."""
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def _hold_writes(self) -> None:
+        if getattr(self._held, "writes", None) is not None:
+            msg = f"this thread holds the writes of {self.name} already"
+            raise RuntimeError(msg)
+        self._held.writes = ProcessingEvent[UUID]()
+
+    def _record_held(self) -> None:
+        """Record what this thread's saves held, in one transaction; hold on afresh.
+
+        The held writes are let go whether or not they were recorded: after a failure the
+        caller runs their commands again.
+        """
+        held: ProcessingEvent[UUID] = self._held.writes
+        self._held.writes = ProcessingEvent[UUID]()
+        if held.events:
+            self._commit(held)
+
+    def _drop_held(self, *, keep_holding: bool) -> None:
+        self._held.writes = ProcessingEvent[UUID]() if keep_holding else None
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -239,6 +345,14 @@ class CommerceApplication(Application[UUID]):
         object in place, and no other thread may copy it half-way through.
         """
 
+        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
+        if held is not None and aggregate_id in held.aggregates:
+            # A copy: a command that changes it and then fails must not change what is held.
+            aggregate: object = copy.deepcopy(held.aggregates[aggregate_id])
+            if not isinstance(aggregate, cls):
+                raise not_found
+            return aggregate
+
         def get() -> object:
             with self._writers.hold([aggregate_id]):
                 return self.repository.get(aggregate_id, projector_func=_replay)
@@ -252,6 +366,10 @@ class CommerceApplication(Application[UUID]):
         return aggregate
 
     def _exists(self, aggregate_id: UUID) -> bool:
+        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
+        if held is not None and aggregate_id in held.aggregates:
+            return True
+
         def exists() -> bool:
             with self._writers.hold([aggregate_id]):
                 return aggregate_id in self.repository

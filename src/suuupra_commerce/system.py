@@ -396,7 +396,12 @@ class Commerce:
                         shipping=shipping_provider,
                         notifier=notifier,
                         reservation_minutes=settings.reservation_minutes,
-                    ).handlers()
+                    ).handlers(),
+                    # An order is the saga's while it works on it: its writes are held and
+                    # recorded once per group of commands. Stock items are not: clients
+                    # reserve on them all the time, and a group that lost a race to one
+                    # would have to run again.
+                    writes_to=(self.orders,),
                 )
                 self.saga_dispatcher = SagaDispatcher(
                     settings.application_env(SagaDispatcher.name),

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol, event
+from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import get_topic
 
 from suuupra_commerce.context import command_context, metadata_of
@@ -23,6 +24,18 @@ from suuupra_commerce.sagas import SagaStatus
 from suuupra_commerce.sagas.orders import fulfilment_saga_id
 from suuupra_commerce.sagas.service import _Processor
 from suuupra_commerce.testing.sagas import SagaTestKit
+
+#: The events of an order its fulfilment took to the end, each change made once.
+FULFILLED_ORDER = [
+    "Order.Placed",
+    "Order.StockReserved",
+    "Order.Held",
+    "Order.PaymentAuthorized",
+    "Order.Confirmed",
+    "Order.PaymentCaptured",
+    "Order.FulfilmentStarted",
+    "Order.Released",
+]
 
 
 def _count_inserts(app: Application[UUID]) -> Tally[str]:
@@ -89,6 +102,50 @@ def test_a_failing_message_keeps_what_the_messages_before_it_did(
     kit.commerce.engine.run_until_idle()
     assert [kit.fulfilment(o) for o in orders] == [SagaStatus.COMPLETED] * 3
     assert kit.violations() == []
+
+
+# --- the participants' writes: held for a group, recorded once before it -------------------
+
+
+def test_a_groups_order_changes_are_one_transaction_before_its_replies(kit: SagaTestKit) -> None:
+    kit.stock("PEN-1", 100)
+    orders = [kit.place(f"k-{n}", {"PEN-1": 1}, customer=f"c-{n}") for n in range(20)]
+    dispatcher = kit.commerce.engine.dispatcher
+    writes = _count_inserts(kit.commerce.orders)
+    replies = _count_inserts(dispatcher)
+    kit.commerce.engine.run_until_idle()
+    assert all(kit.fulfilment(order) is SagaStatus.COMPLETED for order in orders)
+    assert kit.violations() == []
+    # Five order changes per saga (accept, confirm, authorize, capture, ship): 100 changes,
+    # at most one transaction for each group of commands the dispatcher recorded.
+    assert 0 < writes["inserts"] <= replies["inserts"] < 20, (writes, replies)
+
+
+def test_a_group_whose_held_writes_lose_a_race_runs_again_command_by_command(
+    kit: SagaTestKit,
+) -> None:
+    orders_app = kit.commerce.orders
+    orders = [kit.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}") for n in range(3)]
+    insert = orders_app.recorder.insert_events
+    refused: list[int] = []
+
+    def racing(stored_events: Any, **kwargs: Any) -> Any:
+        # What a recorder does when another writer got to one of the orders first:
+        # refuses the whole transaction, writing nothing.
+        if not refused and len({e.originator_id for e in stored_events}) > 1:
+            refused.append(len(stored_events))
+            raise RecordConflictError("another writer changed an order of the group")
+        return insert(stored_events, **kwargs)
+
+    orders_app.recorder.insert_events = racing  # type: ignore[method-assign]
+    kit.commerce.engine.run_until_idle()
+    assert refused, "no group held changes to several orders"
+    assert [kit.fulfilment(o) for o in orders] == [SagaStatus.COMPLETED] * 3
+    assert kit.violations() == []
+    # Each change made once: the refused group's changes were recorded nowhere.
+    for order_id in orders:
+        kinds = [type(e).__qualname__ for e in orders_app.events.get(order_id)]
+        assert kinds == FULFILLED_ORDER, kinds
 
 
 # --- the group rule on its own: a message about an aggregate the group changed ---------------

@@ -37,7 +37,12 @@ from eventsourcing.persistence import Notification, ProcessRecorder, RecordConfl
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
 
-from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.application import (
+    CommerceApplication,
+    HeldWrites,
+    RecorderHook,
+    RetryPolicy,
+)
 from suuupra_commerce.context import command_context, current_context, metadata_of
 from suuupra_commerce.errors import (
     IdempotencyKeyReusedError,
@@ -136,15 +141,27 @@ def _parse_partition(name: str) -> tuple[int, int] | None:
 class Participants:
     """The registry of actions the dispatcher can perform, by name.
 
+    ``writes_to``: applications of this library that the handlers change, whose saves
+    the dispatcher may hold and record once for a group of commands (see
+    :class:`~suuupra_commerce.application.HeldWrites`). Name only applications whose
+    aggregates rarely have other writers while a saga works on them: a change by
+    another writer makes the whole group run again, command by command.
+
     >>> participants = Participants({"notifier.hello": lambda command: {"said": "hello"}})
     >>> sorted(participants.actions())
     ['notifier.hello']
     """
 
-    def __init__(self, handlers: Mapping[str, Handler] | None = None) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        writes_to: Iterable[CommerceApplication] = (),
+    ) -> None:
         self._handlers: dict[str, Handler] = {}
         for action, handler in (handlers or {}).items():
             self.register(action, handler)
+        self.writes_to = tuple(writes_to)
 
     def register(self, action: str, handler: Handler) -> None:
         """Perform ``action`` with ``handler`` from now on."""
@@ -188,6 +205,23 @@ def command_of(event: Saga.StepDispatched | Saga.CompensationDispatched) -> Step
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One message to process: the event, its position, and the saga it concerns."""
+
+    event: DomainEventProtocol[UUID]
+    tracking: Tracking
+    saga_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """A message and what processing it led to (not recorded yet)."""
+
+    job: _Job
+    processing_event: ProcessingEvent[UUID]
+
+
 class _Processor(CommerceApplication, ProcessApplication[UUID]):
     """A process application with our service conventions; counts what it processed.
 
@@ -197,6 +231,10 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
     message about a saga the group already changed (that message must read the saga as
     recorded) and before a message whose processing failed: what the messages before it
     did is recorded, the failed one is not, so the next pass starts at it.
+
+    The changes a group's messages make to other applications (the participants' writes,
+    for the dispatcher: :meth:`held_writes`) are held too, and recorded just before the
+    group, one transaction per application.
     """
 
     pull_section_size = 200
@@ -247,46 +285,62 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         self, jobs: Iterable[tuple[DomainEventProtocol[UUID], Tracking]], through: Tracking
     ) -> None:
         """Process ``jobs`` in groups; the last group is recorded as far as ``through``."""
-        group: list[ProcessingEvent[UUID]] = []
+        group: list[_Decided] = []
         sagas: set[UUID] = set()
-        for domain_event, tracking in jobs:
-            saga_id = self.saga_of(domain_event)
-            if len(group) >= self.group_size or saga_id in sagas:
-                self._record_group(group)
-                group, sagas = [], set()
-            try:
-                group.append(self._decide(domain_event, tracking, saga_id))
-            except Exception:
-                self._record_group(group)  # keep what the messages before this one did
-                raise
-            if saga_id is not None:
-                sagas.add(saga_id)
-        self._record_group(group, through)
+        with self.held_writes() as held:
+            for domain_event, tracking in jobs:
+                saga_id = self.saga_of(domain_event)
+                if len(group) >= self.group_size or saga_id in sagas:
+                    self._record_group(group, held)
+                    group, sagas = [], set()
+                job = _Job(domain_event, tracking, saga_id)
+                try:
+                    group.append(_Decided(job, self._decide(job)))
+                except Exception:
+                    self._record_group(group, held)  # keep what the messages before it did
+                    raise
+                if saga_id is not None:
+                    sagas.add(saga_id)
+            self._record_group(group, held, through)
 
-    def _decide(
-        self, domain_event: DomainEventProtocol[UUID], tracking: Tracking, saga_id: UUID | None
-    ) -> ProcessingEvent[UUID]:
+    def held_writes(self) -> HeldWrites:
+        """The writes of other applications that a group's messages make, recorded together."""
+        return HeldWrites(())
+
+    def _decide(self, job: _Job) -> ProcessingEvent[UUID]:
         """Run the policy for one message; its events carry the message's correlation."""
-        correlation = metadata_of(domain_event).get("correlation_id")
-        cause = f"{tracking.application_name}/{tracking.notification_id}"
-        processing_event = ProcessingEvent[UUID](tracking=tracking)
+        correlation = metadata_of(job.event).get("correlation_id")
+        cause = f"{job.tracking.application_name}/{job.tracking.notification_id}"
+        processing_event = ProcessingEvent[UUID](tracking=job.tracking)
         with (
-            self._writers.hold([] if saga_id is None else [saga_id]),
+            self._writers.hold([] if job.saga_id is None else [job.saga_id]),
             command_context(correlation, cause) as context,
         ):
-            self.policy(domain_event, processing_event)
+            self.policy(job.event, processing_event)
         self._stamp(processing_event.events, context)
         return processing_event
 
     def _record_group(
-        self, group: list[ProcessingEvent[UUID]], through: Tracking | None = None
+        self, group: list[_Decided], held: HeldWrites, through: Tracking | None = None
     ) -> None:
-        """Record the group's events and its last tracking record in one transaction.
+        """Record the group's held writes, then its events and last tracking record.
+
+        The held writes (what the group's messages changed in other applications) are
+        recorded first: a reply must not be recorded for a change that was not. If another
+        writer got in first, the group's messages are processed again, each recording
+        its own writes; what they did the first time was recorded nowhere.
 
         ``through``: a later position to record instead (the messages after the group's
         last were none of this follower's business); recorded even if the group is empty.
         """
-        tracking = group[-1].tracking if group else None
+        decided = [done.processing_event for done in group]
+        try:
+            held.record()
+        except RecordConflictError:
+            log.info("%s: a group's held writes lost a race; processing it again", self.name)
+            with held.paused():
+                decided = [self._decide(done.job) for done in group]
+        tracking = decided[-1].tracking if decided else None
         if through is not None and (
             tracking is None or tracking.notification_id < through.notification_id
         ):
@@ -294,12 +348,10 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         if tracking is None:
             return
         together = ProcessingEvent[UUID](tracking=tracking)
-        for processing_event in group:
+        for processing_event in decided:
             together.events.extend(processing_event.events)
             together.aggregates.update(processing_event.aggregates)
-        recordings = self._record(together)
-        self._take_snapshots(together)
-        self._notify(recordings)
+        self._commit(together)
         with self._counting:
             self.processed += len(group)
 
@@ -631,6 +683,9 @@ class SagaDispatcher(_Processor):
         if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
             return domain_event.originator_id
         return None
+
+    def held_writes(self) -> HeldWrites:
+        return HeldWrites(self.participants.writes_to)
 
     def policy(
         self,
