@@ -312,6 +312,18 @@ def test_same_reservations_are_returned_when_reserving_again_for_the_same_order(
     assert {sku: inventory.aggregate(sku).version for sku in versions} == versions
     assert levels(inventory, "MUG-1") == (10, 2, 8)
     assert levels(inventory, "TEE-M") == (10, 3, 7)
+    assert {line.status for line in first} == {ReservationStatus.RESERVED}
+
+
+def test_reserving_again_says_what_became_of_the_reservation(inventory: Inventory) -> None:
+    register(inventory, "MUG-1", 10)
+    order = ReserveStock(order_id="o-1", lines=[ReservationLine(sku="MUG-1", quantity=2)])
+    inventory.reserve(order)
+    inventory.confirm_order("o-1", ["MUG-1"])
+    assert [line.status for line in inventory.reserve(order)] == [ReservationStatus.CONFIRMED]
+    inventory.release_order("o-1", ["MUG-1"])
+    assert [line.status for line in inventory.reserve(order)] == [ReservationStatus.RELEASED]
+    assert levels(inventory, "MUG-1")[1] == 0  # reserving again held nothing
 
 
 def test_idempotency_key_reused_error_when_the_same_order_asks_for_another_quantity(

@@ -85,6 +85,22 @@ def test_declined_payment_compensates_by_releasing_stock_and_cancelling(kit: Sag
     assert kit.violations() == []
 
 
+def test_an_order_whose_stock_hold_expired_before_fulfilment_is_compensated(
+    kit: SagaTestKit,
+) -> None:
+    order_id = kit.place("k-1", {"MUG-1": 2})
+    kit.clock.advance(timedelta(minutes=16))
+    assert kit.commerce.inventory.expire_reservations() == 1
+    kit.settle()
+    assert kit.fulfilment(order_id) is COMPENSATED
+    timeline = "\n".join(_timeline(kit, order_id))
+    assert "hold stock with reservation in state 'expired'); no retry left" in timeline
+    assert kit.commerce.orders.get(order_id).status is OrderStatus.CANCELLED
+    assert kit.commerce.inventory.item("MUG-1").available == 10
+    assert kit.payments.of_order(order_id) == []
+    assert kit.violations() == []
+
+
 def test_gateway_outage_is_retried_with_backoff_then_completes(kit: SagaTestKit) -> None:
     kit.payments.fail_next("authorize", times=2)
     order_id = kit.place("k-1", {"MUG-1": 1})

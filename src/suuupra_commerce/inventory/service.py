@@ -56,7 +56,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ReservedLine:
-    """One line of a reservation: where its units are held and until when."""
+    """One line of a reservation: where its units are held, until when, and its status.
+
+    The status is ``RESERVED`` for a new reservation; reserving again for the same order
+    returns the reservation as it stands (``CONFIRMED``, or ended: ``RELEASED``, ...).
+    """
 
     sku: str
     inventory_id: UUID
@@ -64,6 +68,7 @@ class ReservedLine:
     quantity: int
     allocations: Mapping[str, int]
     expires_at: datetime
+    status: ReservationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +231,7 @@ class Inventory(CommerceApplication):
                 quantity=held.quantity,
                 allocations=MappingProxyType(dict(held.held)),
                 expires_at=held.expires_at,
+                status=held.status,
             )
 
         reserved: list[ReservedLine] = self._change_many(quantities, decide)

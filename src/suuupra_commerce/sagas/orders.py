@@ -280,9 +280,8 @@ class OrderParticipants:
             )
         )
         for line in reserved:
-            status = self.inventory.reservation(line.sku, line.reservation_id).status
-            if status not in (ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
-                raise IllegalTransitionError("reservation", status.value, "hold stock with")
+            if line.status not in (ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
+                raise IllegalTransitionError("reservation", line.status.value, "hold stock with")
         return {"reservations": {line.sku: str(line.reservation_id) for line in reserved}}
 
     def release_stock(self, command: StepCommand) -> dict[str, Any]:
