@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import RecordConflictError
 
 from suuupra_commerce.application import HeldWrites
 from suuupra_commerce.inventory.commands import ReceiveStock, RegisterItem
@@ -128,3 +129,32 @@ def test_a_save_with_nothing_new_records_nothing(inventory: Inventory) -> None:
     recorded = _transactions(inventory)
     inventory.save(inventory.aggregate("MUG-1"))
     assert recorded == []
+
+
+def test_an_aggregate_is_read_from_the_store_once_while_held(inventory: Inventory) -> None:
+    reads: list[object] = []
+    select = inventory.recorder.select_events
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(args)
+        return select(*args, **kwargs)
+
+    inventory.recorder.select_events = counting  # type: ignore[method-assign]
+    with HeldWrites([inventory]):
+        assert _on_hand(inventory) == 10
+        assert _on_hand(inventory) == 10
+        inventory.receive(ReceiveStock(sku="MUG-1", quantity=5))
+        assert _on_hand(inventory) == 15
+    assert len(reads) == 1
+
+
+def test_a_held_change_to_what_another_writer_changed_meanwhile_is_refused(
+    inventory: Inventory,
+) -> None:
+    with HeldWrites([inventory]) as held:
+        assert _on_hand(inventory) == 10  # read while held
+        _elsewhere(lambda: inventory.receive(ReceiveStock(sku="MUG-1", quantity=1)))
+        inventory.receive(ReceiveStock(sku="MUG-1", quantity=5))  # from the read: 15
+        with pytest.raises(RecordConflictError):
+            held.record()
+    assert _on_hand(inventory) == 11  # the other writer's change, and not the held one

@@ -121,13 +121,35 @@ def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+class _Held:
+    """What one thread holds for an application: the new events of its saves, and its reads.
+
+    An aggregate is read from the store once while held: a command reads it again from
+    here (the participants read an order, then the orders service changes it). Held
+    writes assume nobody else writes these aggregates meanwhile, and recording them
+    checks it; a command that only reads one reads it as it was at most one group ago.
+    """
+
+    __slots__ = ("reads", "writes")
+
+    def __init__(self) -> None:
+        self.writes = ProcessingEvent[UUID]()
+        self.reads: dict[UUID, object] = {}
+
+    def kept(self, aggregate_id: UUID) -> object | None:
+        """The aggregate as this thread last saved or read it, if it has."""
+        saved = self.writes.aggregates.get(aggregate_id)
+        return saved if saved is not None else self.reads.get(aggregate_id)
+
+
 class HeldWrites:
     """Holds one thread's saves on some applications, to record them together.
 
     Inside ``with HeldWrites(apps) as held:``, a save that this thread makes on one of
     ``apps`` records nothing: the new events are kept, and this thread's loads of the
     aggregates they belong to start from them (each load a copy, so a command that fails
-    half-way changes nothing held). :meth:`record` records what each application holds
+    half-way changes nothing held). An aggregate this thread reads is read from the store
+    once while held. :meth:`record` records what each application holds
     in one transaction of its own, in the order the applications were given; leaving
     the block forgets whatever was not recorded. Other threads see the changes once
     recorded.
@@ -150,7 +172,7 @@ class HeldWrites:
 
     def __exit__(self, *exc: object) -> None:
         for app in self.apps:
-            app._drop_held(keep_holding=False)
+            app._drop_held()
 
     def record(self) -> None:
         """Record each application's held writes in one transaction; hold on afresh."""
@@ -161,7 +183,7 @@ class HeldWrites:
     def paused(self) -> Iterator[None]:
         """Forget what is held, and let this thread's saves through until the block ends."""
         for app in self.apps:
-            app._drop_held(keep_holding=False)
+            app._drop_held()
         try:
             yield
         finally:
@@ -250,11 +272,11 @@ class CommerceApplication(Application[UUID]):
         """
         processing_event = ProcessingEvent[UUID]()
         processing_event.collect_events(*objs, **kwargs)
-        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
+        held = self._holding()
         if held is not None:
             self._stamp(processing_event.events, current_context() or CommandContext.new())
-            held.events.extend(processing_event.events)
-            held.aggregates.update(processing_event.aggregates)
+            held.writes.events.extend(processing_event.events)
+            held.writes.aggregates.update(processing_event.aggregates)
             return []
         if not processing_event.events:
             return []
@@ -267,11 +289,16 @@ class CommerceApplication(Application[UUID]):
         self._notify(recordings)
         return recordings
 
+    def _holding(self) -> _Held | None:
+        """What this thread holds for this application, if it holds its writes."""
+        held: _Held | None = getattr(self._held, "state", None)
+        return held
+
     def _hold_writes(self) -> None:
-        if getattr(self._held, "writes", None) is not None:
+        if self._holding() is not None:
             msg = f"this thread holds the writes of {self.name} already"
             raise RuntimeError(msg)
-        self._held.writes = ProcessingEvent[UUID]()
+        self._held.state = _Held()
 
     def _record_held(self) -> None:
         """Record what this thread's saves held, in one transaction; hold on afresh.
@@ -279,13 +306,14 @@ class CommerceApplication(Application[UUID]):
         The held writes are let go whether or not they were recorded: after a failure the
         caller runs their commands again.
         """
-        held: ProcessingEvent[UUID] = self._held.writes
-        self._held.writes = ProcessingEvent[UUID]()
-        if held.events:
-            self._commit(held)
+        held = self._holding()
+        assert held is not None  # only HeldWrites calls this, inside its block
+        self._held.state = _Held()
+        if held.writes.events:
+            self._commit(held.writes)
 
-    def _drop_held(self, *, keep_holding: bool) -> None:
-        self._held.writes = ProcessingEvent[UUID]() if keep_holding else None
+    def _drop_held(self) -> None:
+        self._held.state = None
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -345,10 +373,11 @@ class CommerceApplication(Application[UUID]):
         object in place, and no other thread may copy it half-way through.
         """
 
-        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
-        if held is not None and aggregate_id in held.aggregates:
+        held = self._holding()
+        kept = None if held is None else held.kept(aggregate_id)
+        if kept is not None:
             # A copy: a command that changes it and then fails must not change what is held.
-            aggregate: object = copy.deepcopy(held.aggregates[aggregate_id])
+            aggregate: object = copy.deepcopy(kept)
             if not isinstance(aggregate, cls):
                 raise not_found
             return aggregate
@@ -363,11 +392,13 @@ class CommerceApplication(Application[UUID]):
             raise not_found from None
         if not isinstance(aggregate, cls):
             raise not_found
+        if held is not None:
+            held.reads[aggregate_id] = copy.deepcopy(aggregate)
         return aggregate
 
     def _exists(self, aggregate_id: UUID) -> bool:
-        held: ProcessingEvent[UUID] | None = getattr(self._held, "writes", None)
-        if held is not None and aggregate_id in held.aggregates:
+        held = self._holding()
+        if held is not None and held.kept(aggregate_id) is not None:
             return True
 
         def exists() -> bool:
