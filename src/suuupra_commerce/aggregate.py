@@ -8,13 +8,15 @@ of a few kinds of value only, so :meth:`CommerceAggregate.__deepcopy__` copies e
 the mutable ones (dicts, lists, sets and non-frozen dataclasses, recursively) and
 shares the immutable ones (strings, numbers, ``Money``, dates, UUIDs, enums, frozen
 dataclasses of those). A value with a ``__copy_state__()`` method copies itself (the hot
-ones do, by hand); anything else falls back to ``copy.deepcopy``.
+ones do, by hand); anything else falls back to ``copy.deepcopy``. How a type is copied
+is decided the first time it is met, and dataclasses with slots are built field by field.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -53,36 +55,86 @@ def copy_state(value: Any) -> Any:
     >>> copied == held and copied["east"] is not held["east"]
     True
     """
-    if isinstance(value, _IMMUTABLE):
-        return value
     kind = type(value)
-    if kind is dict:
-        return {key: copy_state(item) for key, item in value.items()}
-    if kind is list:
-        return [copy_state(item) for item in value]
-    if kind is set:
-        return {copy_state(item) for item in value}
-    if kind is tuple or kind is frozenset:
-        items = [copy_state(item) for item in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return kind(items)
-    special = getattr(value, "__copy_state__", None)
-    if special is not None:
-        return special()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        clone = copy.copy(value)
-        for spec in dataclasses.fields(value):
-            object.__setattr__(clone, spec.name, copy_state(getattr(value, spec.name)))
+    copier = _COPIERS.get(kind)
+    if copier is None:
+        copier = _COPIERS[kind] = _copier_for(kind)
+    return copier(value)
+
+
+Copier = Callable[[Any], Any]
+
+#: How each type met so far is copied, decided once per type (most of a copy's time
+#: went on asking each value the same ``isinstance`` questions).
+_COPIERS: dict[type, Copier] = {}
+
+
+def _shared(value: Any) -> Any:
+    return value
+
+
+def _copy_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    return {key: copy_state(item) for key, item in value.items()}
+
+
+def _copy_list(value: list[Any]) -> list[Any]:
+    return [copy_state(item) for item in value]
+
+
+def _copy_set(value: set[Any]) -> set[Any]:
+    return {copy_state(item) for item in value}
+
+
+def _copy_immutable_collection(value: tuple[Any, ...] | frozenset[Any]) -> Any:
+    items = [copy_state(item) for item in value]
+    if all(a is b for a, b in zip(items, value, strict=True)):
+        return value
+    return type(value)(items)
+
+
+def _copy_special(value: Any) -> Any:
+    return value.__copy_state__()
+
+
+def _copier_for(kind: type) -> Copier:
+    """How to copy values of exactly ``kind``."""
+    if issubclass(kind, _IMMUTABLE):
+        return _shared
+    by_kind: dict[type, Copier] = {
+        dict: _copy_dict,
+        list: _copy_list,
+        set: _copy_set,
+        tuple: _copy_immutable_collection,
+        frozenset: _copy_immutable_collection,
+    }
+    if kind in by_kind:
+        return by_kind[kind]
+    if hasattr(kind, "__copy_state__"):
+        return _copy_special
+    if dataclasses.is_dataclass(kind):
+        return _dataclass_copier(kind)
+    return copy.deepcopy
+
+
+def _dataclass_copier(kind: type) -> Copier:
+    """Copies a dataclass field by field; with slots, without ``copy.copy``'s detour."""
+    names = tuple(spec.name for spec in dataclasses.fields(kind))
+    slotted = "__dict__" not in dir(kind) and set(getattr(kind, "__slots__", ())) == set(names)
+
+    def copy_dataclass(value: Any) -> Any:
+        # Slots are exactly the fields; otherwise attributes set outside the fields go too.
+        clone = object.__new__(kind) if slotted else copy.copy(value)
+        for name in names:
+            object.__setattr__(clone, name, copy_state(getattr(value, name)))
         return clone
-    return copy.deepcopy(value)
+
+    return copy_dataclass
 
 
 class CommerceAggregate(Aggregate):
     """An eventsourcing ``Aggregate`` whose deep copy is cheap and shares nothing mutable."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
-        clone = copy.copy(self)
-        for name, value in vars(self).items():
-            clone.__dict__[name] = copy_state(value)
+        clone = object.__new__(type(self))
+        clone.__dict__.update({name: copy_state(value) for name, value in vars(self).items()})
         return clone
