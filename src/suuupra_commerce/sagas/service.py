@@ -42,6 +42,7 @@ from suuupra_commerce.application import (
     HeldWrites,
     RecorderHook,
     RetryPolicy,
+    collect,
 )
 from suuupra_commerce.context import command_context, current_context, metadata_of
 from suuupra_commerce.errors import (
@@ -428,7 +429,7 @@ class Sagas(_Processor):
     ) -> None:
         if isinstance(domain_event, StepExchange.Replied):
             saga = self._receive(Reply.from_event(domain_event.reply))
-            processing_event.collect_events(saga)
+            collect(processing_event, saga)
             return
         trigger = self._triggers.get(type(domain_event))
         if trigger is None:
@@ -449,7 +450,7 @@ class Sagas(_Processor):
             "saga started",
             extra={"saga_id": str(saga.id), "saga": definition.name, "subject": start.subject},
         )
-        processing_event.collect_events(saga)
+        collect(processing_event, saga)
 
     def _receive(self, reply: Reply) -> Saga | None:
         saga_id = reply.key.saga_id
@@ -730,7 +731,7 @@ class SagaDispatcher(_Processor):
                 exchange.reply(reply, command.delivery)
             if current is not None:
                 current.set_attribute("saga.outcome", outcome)
-        processing_event.collect_events(exchange)
+        collect(processing_event, exchange)
 
     def replies(self, key: StepKey) -> list[Reply]:
         """Every reply recorded for one command, oldest first."""
