@@ -19,7 +19,6 @@ text, and stores index them (ISO times of one fixed width sort as text does).
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -30,6 +29,8 @@ from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
+
+from suuupra_commerce.aggregate import copy_state
 
 __all__ = [
     "Doc",
@@ -227,7 +228,7 @@ class InMemoryViewStore:
     def get_many(self, name: str, keys: Collection[str]) -> dict[str, Doc]:
         with self._lock:
             rows = self._rows[name]
-            return {k: copy.deepcopy(rows[k][0]) for k in keys if k in rows}
+            return {k: copy_state(rows[k][0]) for k in keys if k in rows}
 
     def find(self, name: str, query: ViewQuery) -> list[Doc]:
         with self._lock:
@@ -244,7 +245,7 @@ class InMemoryViewStore:
             else:
                 rows.sort(key=lambda kr: kr[0])
             end = None if query.limit is None else query.offset + query.limit
-            return [copy.deepcopy(r[0]) for _, r in rows[query.offset : end]]
+            return [copy_state(r[0]) for _, r in rows[query.offset : end]]
 
     def tally(self, name: str, by: Sequence[str], sums: Sequence[str] = ()) -> list[Tally]:
         with self._lock:
@@ -269,7 +270,7 @@ class InMemoryViewStore:
                 if doc is None:
                     rows.pop(key, None)
                 else:
-                    rows[key] = (copy.deepcopy(doc), projection.index_values(doc))
+                    rows[key] = (copy_state(doc), projection.index_values(doc))
             self._positions[name] = position
             return True
 
