@@ -9,11 +9,12 @@ with the application's notification log.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -27,6 +28,7 @@ from eventsourcing.persistence import (
     OperationalError,
     RecordConflictError,
     Recording,
+    StoredEvent,
 )
 
 from suuupra_commerce.context import CommandContext, current_context
@@ -50,6 +52,23 @@ R = TypeVar("R", bound=ApplicationRecorder)
 
 Progress = Callable[[int, int], None]
 """Told ``(done, total)`` as a rebuild goes: notification ids folded so far, and the last one."""
+
+BatchReads = Callable[
+    [ApplicationRecorder, Mapping[UUID, int]], Mapping[UUID, Sequence[StoredEvent]]
+]
+"""Reads the stored events of many aggregates, each after the version given for it.
+
+An adapter may do it in one round trip (``read_postgres_events_after``); aggregates with
+no such events may be left out of the answer.
+"""
+
+
+def read_one_by_one(
+    recorder: ApplicationRecorder, after: Mapping[UUID, int]
+) -> dict[UUID, Sequence[StoredEvent]]:
+    """:data:`BatchReads` with a query per aggregate (any recorder)."""
+    return {i: recorder.select_events(i, gt=version) for i, version in after.items()}
+
 
 RecorderHook = Callable[[str, ApplicationRecorder], ApplicationRecorder]
 """Receives each application's name and recorder, returns the recorder it will use.
@@ -248,6 +267,7 @@ class CommerceApplication(Application[UUID]):
         self._catch_up_lock = threading.RLock()
         self._writers = StripedLocks()
         self._held = threading.local()
+        self._prefetch = threading.local()
 
     def construct_recorder(self) -> ApplicationRecorder:
         return self._hooked(super().construct_recorder())
@@ -404,6 +424,14 @@ class CommerceApplication(Application[UUID]):
 
         def get() -> object:
             with self._writers.hold([aggregate_id]):
+                fetched = self._fetched()
+                if fetched is not None and aggregate_id in fetched:
+                    # Read with the others of its section; others may fast-forward it in
+                    # place once cached, hence the copy under the writer lock.
+                    found = fetched[aggregate_id]
+                    if found is None:
+                        raise AggregateNotFoundError(aggregate_id)
+                    return copy.deepcopy(found)
                 return self.repository.get(aggregate_id, projector_func=_replay)
 
         try:
@@ -420,12 +448,71 @@ class CommerceApplication(Application[UUID]):
         held = self._holding()
         if held is not None and held.kept(aggregate_id) is not None:
             return True
+        fetched = self._fetched()
+        if fetched is not None and aggregate_id in fetched:
+            return fetched[aggregate_id] is not None
 
         def exists() -> bool:
             with self._writers.hold([aggregate_id]):
                 return aggregate_id in self.repository
 
         return self._read(exists)
+
+    # --- reading many aggregates at once ----------------------------------------------------
+
+    #: How :meth:`prefetched` reads the aggregates' new events (an adapter's, or one by one).
+    batch_reads: BatchReads = staticmethod(read_one_by_one)
+
+    def _fetched(self) -> dict[UUID, Any] | None:
+        fetched: dict[UUID, Any] | None = getattr(self._prefetch, "aggregates", None)
+        return fetched
+
+    @contextmanager
+    def prefetched(self, ids: Collection[UUID]) -> Iterator[None]:
+        """Read the aggregates ``ids`` in one go; this thread's loads of them use that read.
+
+        Each aggregate is read from its cached copy on, as a load would (one round trip
+        for all, with a :data:`BatchReads` that can). Loads in the block see an aggregate
+        as it was read or as this thread last recorded it (:meth:`_fetched_recorded`),
+        not later writes by others: commands that write one are refused on recording if
+        another writer got in first, as after any load.
+        """
+        self._prefetch.aggregates = self._read(lambda: self._read_many(ids)) if ids else {}
+        try:
+            yield
+        finally:
+            self._prefetch.aggregates = None
+
+    def _read_many(self, ids: Collection[UUID]) -> dict[UUID, Any]:
+        cache = self.repository.cache
+        bases: dict[UUID, Any] = {}
+        for aggregate_id in ids:
+            bases[aggregate_id] = None
+            if cache is not None:
+                with self._writers.hold([aggregate_id]), contextlib.suppress(KeyError):
+                    bases[aggregate_id] = copy.deepcopy(cache.get(aggregate_id))
+        after = {i: 0 if base is None else base.version for i, base in bases.items()}
+        stored = self.batch_reads(self.recorder, after)
+        fetched: dict[UUID, Any] = {}
+        for aggregate_id, base in bases.items():
+            events = map(self.mapper.to_domain_event, stored.get(aggregate_id, ()))
+            aggregate = _replay(base, events)
+            fetched[aggregate_id] = aggregate
+            if cache is not None and aggregate is not None:
+                with self._writers.hold([aggregate_id]):
+                    cache.put(aggregate_id, aggregate)
+        return fetched
+
+    def _fetched_recorded(self, aggregates: Mapping[UUID, Any]) -> None:
+        """Aggregates this thread just recorded: later loads in the block start from them."""
+        fetched = self._fetched()
+        cache = self.repository.cache
+        for aggregate_id, aggregate in aggregates.items():
+            with self._writers.hold([aggregate_id]):
+                if fetched is not None and aggregate_id in fetched:
+                    fetched[aggregate_id] = aggregate
+                if cache is not None:
+                    cache.put(aggregate_id, aggregate)
 
     # --- read models ------------------------------------------------------------------------
 

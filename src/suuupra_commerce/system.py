@@ -33,7 +33,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import InterfaceError, OperationalError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.application import (
+    BatchReads,
+    CommerceApplication,
+    RecorderHook,
+    RetryPolicy,
+)
 from suuupra_commerce.carts.service import Carts
 from suuupra_commerce.errors import InvalidInputError, StoreUnavailableError
 from suuupra_commerce.inventory.domain import AllocationStrategy
@@ -250,6 +255,14 @@ class Settings(BaseModel):
             return PostgresViewStore(where, pool_size=self.views_pool_size)
         return InMemoryViewStore()
 
+    def batch_reads(self) -> BatchReads | None:
+        """How the saga processors read a section's aggregates at once, if not one by one."""
+        if self.persistence == "postgres":
+            from suuupra_commerce.adapters.postgres_reads import read_postgres_events_after
+
+            return read_postgres_events_after
+        return None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Read ``COMMERCE_*`` (and the stores' ``POSTGRES_*``, ``REDIS_*``, eventsourcing's
@@ -386,6 +399,7 @@ class Commerce:
                     settings.application_env(Sagas.name),
                     registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
                     triggers=[fulfilment_trigger(self.orders)],
+                    batch_reads=settings.batch_reads(),
                     **common,
                 )
                 self.participants = Participants(
@@ -406,6 +420,7 @@ class Commerce:
                 self.saga_dispatcher = SagaDispatcher(
                     settings.application_env(SagaDispatcher.name),
                     participants=self.participants,
+                    batch_reads=settings.batch_reads(),
                     **common,
                 )
                 self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)

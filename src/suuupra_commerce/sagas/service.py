@@ -38,6 +38,7 @@ from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
 
 from suuupra_commerce.application import (
+    BatchReads,
     CommerceApplication,
     HeldWrites,
     RecorderHook,
@@ -251,8 +252,11 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
         super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        if batch_reads is not None:
+            self.batch_reads = batch_reads
         self.processed = 0
         self._counting = threading.Lock()
 
@@ -274,9 +278,12 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
                 continue
             received = self.filter_received_notifications(notifications)
             jobs = self.convert_notifications(leader_name, received)
-            # Tracked to the section's end: what is other partitions' (or nobody's)
-            # business is not read again on the next pass.
-            self._process_in_groups(jobs, Tracking(leader_name, notifications[-1].id))
+            # What the section's messages will load is read in one go.
+            wanted = {i for event, _ in jobs if (i := self.reads_for(event)) is not None}
+            with self.prefetched(wanted):
+                # Tracked to the section's end: what is other partitions' (or nobody's)
+                # business is not read again on the next pass.
+                self._process_in_groups(jobs, Tracking(leader_name, notifications[-1].id))
 
     def process_event(self, domain_event: DomainEventProtocol[UUID], tracking: Tracking) -> None:
         """Process one message and record what it led to with its tracking record."""
@@ -307,6 +314,10 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
     def held_writes(self) -> HeldWrites:
         """The writes of other applications that a group's messages make, recorded together."""
         return HeldWrites(())
+
+    def reads_for(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        """The aggregate of this application that processing the message loads, if one."""
+        return None
 
     def _decide(self, job: _Job) -> ProcessingEvent[UUID]:
         """Run the policy for one message; its events carry the message's correlation."""
@@ -353,6 +364,7 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
             together.events.extend(processing_event.events)
             together.aggregates.update(processing_event.aggregates)
         self._commit(together)
+        self._fetched_recorded(together.aggregates)
         with self._counting:
             self.processed += len(group)
 
@@ -406,8 +418,16 @@ class Sagas(_Processor):
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.registry = registry
         self._triggers = {trigger.event_type: trigger for trigger in triggers}
         self.topics = [get_topic(StepExchange.Replied)] + [get_topic(t) for t in self._triggers]
@@ -421,6 +441,9 @@ class Sagas(_Processor):
             return saga_id
         trigger = self._triggers.get(type(domain_event))
         return None if trigger is None else trigger.saga_id(domain_event)
+
+    def reads_for(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        return self.saga_of(domain_event)
 
     def policy(
         self,
@@ -675,8 +698,16 @@ class SagaDispatcher(_Processor):
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.participants = participants
         self.topics = [get_topic(Saga.StepDispatched), get_topic(Saga.CompensationDispatched)]
 
@@ -687,6 +718,11 @@ class SagaDispatcher(_Processor):
 
     def held_writes(self) -> HeldWrites:
         return HeldWrites(self.participants.writes_to)
+
+    def reads_for(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
+        if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
+            return StepExchange.id_for(domain_event.key)
+        return None
 
     def policy(
         self,
