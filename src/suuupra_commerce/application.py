@@ -257,8 +257,11 @@ class CommerceApplication(Application[UUID]):
         retry: RetryPolicy | None = None,
         recorder_hook: RecorderHook | None = None,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
         self._recorder_hook = recorder_hook
+        if batch_reads is not None:
+            self.batch_reads = batch_reads
         super().__init__(env=dict(env) if env is not None else None)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.retry = retry if retry is not None else RetryPolicy()
@@ -325,6 +328,7 @@ class CommerceApplication(Application[UUID]):
     def _commit(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         """Record a processing event's events (and tracking), then snapshot and notify."""
         recordings = self._record(processing_event)
+        self._fetched_recorded(processing_event.aggregates)
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings
@@ -373,6 +377,7 @@ class CommerceApplication(Application[UUID]):
                 with self._writers.hold(ids), self._store_errors():
                     return decide_and_save()
             except RecordConflictError as conflict:
+                self._forget_fetched(ids)
                 if attempt >= self.retry.max_attempts:
                     msg = f"gave up after {attempt} attempts lost to concurrent writers"
                     raise ConcurrencyConflictError(msg) from conflict
@@ -506,13 +511,22 @@ class CommerceApplication(Application[UUID]):
     def _fetched_recorded(self, aggregates: Mapping[UUID, Any]) -> None:
         """Aggregates this thread just recorded: later loads in the block start from them."""
         fetched = self._fetched()
+        if fetched is None:
+            return
         cache = self.repository.cache
         for aggregate_id, aggregate in aggregates.items():
-            with self._writers.hold([aggregate_id]):
-                if fetched is not None and aggregate_id in fetched:
+            if aggregate_id in fetched:
+                with self._writers.hold([aggregate_id]):
                     fetched[aggregate_id] = aggregate
-                if cache is not None:
-                    cache.put(aggregate_id, aggregate)
+                    if cache is not None:
+                        cache.put(aggregate_id, aggregate)
+
+    def _forget_fetched(self, ids: Iterable[UUID]) -> None:
+        """Aggregates found stale (a commit lost a race): later loads read them afresh."""
+        fetched = self._fetched()
+        if fetched is not None:
+            for aggregate_id in ids:
+                fetched.pop(aggregate_id, None)
 
     # --- read models ------------------------------------------------------------------------
 

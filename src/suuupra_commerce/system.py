@@ -373,7 +373,12 @@ class Commerce:
             with _starting(settings):
                 retry = RetryPolicy(max_attempts=settings.retry_max_attempts)
                 self.views = settings.view_store()
-                common: dict[str, Any] = {"clock": self.clock, "retry": retry, "views": self.views}
+                common: dict[str, Any] = {
+                    "clock": self.clock,
+                    "retry": retry,
+                    "views": self.views,
+                    "batch_reads": settings.batch_reads(),
+                }
                 if recorder_hook is not None:
                     common["recorder_hook"] = recorder_hook
                 self.inventory = Inventory(
@@ -399,28 +404,28 @@ class Commerce:
                     settings.application_env(Sagas.name),
                     registry=SagaRegistry([ORDER_FULFILMENT, ORDER_CANCELLATION]),
                     triggers=[fulfilment_trigger(self.orders)],
-                    batch_reads=settings.batch_reads(),
                     **common,
                 )
+                order_participants = OrderParticipants(
+                    inventory=self.inventory,
+                    orders=self.orders,
+                    payments=payments,
+                    shipping=shipping_provider,
+                    notifier=notifier,
+                    reservation_minutes=settings.reservation_minutes,
+                )
                 self.participants = Participants(
-                    OrderParticipants(
-                        inventory=self.inventory,
-                        orders=self.orders,
-                        payments=payments,
-                        shipping=shipping_provider,
-                        notifier=notifier,
-                        reservation_minutes=settings.reservation_minutes,
-                    ).handlers(),
+                    order_participants.handlers(),
                     # An order is the saga's while it works on it: its writes are held and
                     # recorded once per group of commands. Stock items are not: clients
                     # reserve on them all the time, and a group that lost a race to one
                     # would have to run again.
                     writes_to=(self.orders,),
+                    reads=order_participants.reads,
                 )
                 self.saga_dispatcher = SagaDispatcher(
                     settings.application_env(SagaDispatcher.name),
                     participants=self.participants,
-                    batch_reads=settings.batch_reads(),
                     **common,
                 )
                 self.order_sagas = OrderSagas(sagas=self.sagas, orders=self.orders)

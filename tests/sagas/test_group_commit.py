@@ -135,6 +135,31 @@ def test_a_groups_order_changes_are_one_transaction_before_its_replies(kit: Saga
     assert 0 < writes["inserts"] <= replies["inserts"] < 20, (writes, replies)
 
 
+def test_the_dispatcher_reads_a_sections_orders_at_once(kit: SagaTestKit) -> None:
+    kit.stock("PEN-1", 100)
+    orders = [kit.place(f"k-{n}", {"PEN-1": 1}, customer=f"c-{n}") for n in range(20)]
+    orders_app = kit.commerce.orders
+    singles = _count_selects(orders_app)
+    read = orders_app.batch_reads
+    batches: list[int] = []
+
+    def counted(recorder: Any, after: Any) -> Any:
+        batches.append(len(after))
+        before = singles["selects"]
+        found = read(recorder, after)
+        singles["selects"] = before  # reads inside a batch are the batch's
+        return found
+
+    orders_app.batch_reads = counted
+    kit.commerce.engine.run_until_idle()
+    assert all(kit.fulfilment(order) is SagaStatus.COMPLETED for order in orders)
+    # 20 orders, 6 commands each on an order: read in batches, one per section; one
+    # read each is left, the fulfilment trigger's (the saga store, not the dispatcher).
+    assert 0 < len(batches) < 20, batches
+    assert max(batches) > 1, batches
+    assert singles["selects"] <= len(orders), singles
+
+
 def test_a_group_whose_held_writes_lose_a_race_runs_again_command_by_command(
     kit: SagaTestKit,
 ) -> None:

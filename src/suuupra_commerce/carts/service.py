@@ -18,7 +18,12 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import RecordConflictError
 
-from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.application import (
+    BatchReads,
+    CommerceApplication,
+    RecorderHook,
+    RetryPolicy,
+)
 from suuupra_commerce.carts.commands import (
     AddItem,
     ApplyDiscountCode,
@@ -127,8 +132,16 @@ class Carts(CommerceApplication):
         ttl: timedelta = timedelta(days=7),
         abandoned_after: timedelta = timedelta(hours=1),
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.orders = orders
         self.pricing = pricing
         self.ttl = _positive(ttl, "ttl")

@@ -9,7 +9,12 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.application import (
+    BatchReads,
+    CommerceApplication,
+    RecorderHook,
+    RetryPolicy,
+)
 from suuupra_commerce.errors import (
     AlreadyExistsError,
     InvalidInputError,
@@ -109,8 +114,16 @@ class Inventory(CommerceApplication):
         recorder_hook: RecorderHook | None = None,
         allocation: AllocationStrategy | None = None,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
         self.register_projection(InventoryProjection())
 

@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from uuid import UUID
 
-from suuupra_commerce.application import CommerceApplication, RecorderHook, RetryPolicy
+from suuupra_commerce.application import (
+    BatchReads,
+    CommerceApplication,
+    RecorderHook,
+    RetryPolicy,
+)
 from suuupra_commerce.context import current_context
 from suuupra_commerce.errors import (
     IdempotencyKeyReusedError,
@@ -91,8 +96,16 @@ class Orders(CommerceApplication):
         cancellation_policy: CancellationPolicy | None = None,
         reservation_minutes: int = 15,
         views: ViewStore | None = None,
+        batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.inventory = inventory
         self.pricing = pricing
         self.cancellation_policy: CancellationPolicy = (

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from suuupra_commerce.application import CommerceApplication
 from suuupra_commerce.context import current_context, metadata_of
 from suuupra_commerce.errors import (
     CancellationNotAllowedError,
@@ -236,6 +237,10 @@ class OrderParticipants:
             found["notifier.order_confirmed"] = self.notify("order_confirmed")
             found["notifier.order_cancelled"] = self.notify("order_cancelled")
         return found
+
+    def reads(self, command: StepCommand) -> list[tuple[CommerceApplication, UUID]]:
+        """What performing ``command`` loads: its order (``Participants(reads=...)``)."""
+        return [(self.orders, _order_id(command))]
 
     def _order(self, command: StepCommand) -> Order:
         return self.orders.aggregate(_order_id(command))

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -78,6 +79,7 @@ from suuupra_commerce.tracing import span, traced_service
 __all__ = [
     "Handler",
     "Participants",
+    "Reads",
     "SagaDispatcher",
     "SagaEngine",
     "SagaStart",
@@ -89,6 +91,9 @@ __all__ = [
 log = logging.getLogger("suuupra_commerce.sagas")
 
 T = TypeVar("T")
+
+Reads = Callable[[StepCommand], Iterable[tuple[CommerceApplication, UUID]]]
+"""Which aggregates, of which applications, performing a command loads."""
 
 Handler = Callable[[StepCommand], Mapping[str, Any] | None]
 """Performs one action for a saga; returns JSON-plain result data (or ``None``).
@@ -149,6 +154,10 @@ class Participants:
     aggregates rarely have other writers while a saga works on them: a change by
     another writer makes the whole group run again, command by command.
 
+    ``reads``: which aggregates of such applications a command's handler loads (an
+    order's id, say); the dispatcher reads those of a whole section at once beforehand
+    (see :meth:`~suuupra_commerce.application.CommerceApplication.prefetched`).
+
     >>> participants = Participants({"notifier.hello": lambda command: {"said": "hello"}})
     >>> sorted(participants.actions())
     ['notifier.hello']
@@ -159,11 +168,17 @@ class Participants:
         handlers: Mapping[str, Handler] | None = None,
         *,
         writes_to: Iterable[CommerceApplication] = (),
+        reads: Reads | None = None,
     ) -> None:
         self._handlers: dict[str, Handler] = {}
         for action, handler in (handlers or {}).items():
             self.register(action, handler)
         self.writes_to = tuple(writes_to)
+        self._reads = reads
+
+    def reads(self, command: StepCommand) -> Iterable[tuple[CommerceApplication, UUID]]:
+        """The aggregates (and their applications) performing ``command`` loads, if known."""
+        return () if self._reads is None else self._reads(command)
 
     def register(self, action: str, handler: Handler) -> None:
         """Perform ``action`` with ``handler`` from now on."""
@@ -254,9 +269,14 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         views: ViewStore | None = None,
         batch_reads: BatchReads | None = None,
     ) -> None:
-        super().__init__(env, clock=clock, retry=retry, recorder_hook=recorder_hook, views=views)
-        if batch_reads is not None:
-            self.batch_reads = batch_reads
+        super().__init__(
+            env,
+            clock=clock,
+            retry=retry,
+            recorder_hook=recorder_hook,
+            views=views,
+            batch_reads=batch_reads,
+        )
         self.processed = 0
         self._counting = threading.Lock()
 
@@ -279,8 +299,7 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
             received = self.filter_received_notifications(notifications)
             jobs = self.convert_notifications(leader_name, received)
             # What the section's messages will load is read in one go.
-            wanted = {i for event, _ in jobs if (i := self.reads_for(event)) is not None}
-            with self.prefetched(wanted):
+            with self._reading([event for event, _ in jobs]):
                 # Tracked to the section's end: what is other partitions' (or nobody's)
                 # business is not read again on the next pass.
                 self._process_in_groups(jobs, Tracking(leader_name, notifications[-1].id))
@@ -318,6 +337,10 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
     def reads_for(self, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
         """The aggregate of this application that processing the message loads, if one."""
         return None
+
+    def _reading(self, events: Sequence[DomainEventProtocol[UUID]]) -> AbstractContextManager[None]:
+        """Read what processing ``events`` loads, in one go (see :meth:`prefetched`)."""
+        return self.prefetched({i for e in events if (i := self.reads_for(e)) is not None})
 
     def _decide(self, job: _Job) -> ProcessingEvent[UUID]:
         """Run the policy for one message; its events carry the message's correlation."""
@@ -364,7 +387,6 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
             together.events.extend(processing_event.events)
             together.aggregates.update(processing_event.aggregates)
         self._commit(together)
-        self._fetched_recorded(together.aggregates)
         with self._counting:
             self.processed += len(group)
 
@@ -723,6 +745,20 @@ class SagaDispatcher(_Processor):
         if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
             return StepExchange.id_for(domain_event.key)
         return None
+
+    @contextmanager
+    def _reading(self, events: Sequence[DomainEventProtocol[UUID]]) -> Iterator[None]:
+        """The section's exchanges, and what the participants say their commands will load."""
+        wanted: dict[CommerceApplication, set[UUID]] = {}
+        for domain_event in events:
+            if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
+                for app, aggregate_id in self.participants.reads(command_of(domain_event)):
+                    wanted.setdefault(app, set()).add(aggregate_id)
+        with ExitStack() as reads:
+            reads.enter_context(super()._reading(events))
+            for app, ids in wanted.items():
+                reads.enter_context(app.prefetched(ids))
+            yield
 
     def policy(
         self,
