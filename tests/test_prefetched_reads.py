@@ -130,3 +130,31 @@ def test_an_empty_block_reads_nothing(inventory: Inventory) -> None:
         pass
     assert reads.batches == []
     assert inventory._fetched() is None  # nothing kept past the block
+
+
+def test_a_cached_copy_fast_forwarded_during_the_read_is_not_replayed_twice() -> None:
+    app = Inventory({"PERSISTENCE_MODULE": "eventsourcing.popo", **CACHED})
+    app.register(
+        RegisterItem(
+            sku="MUG-1",
+            product_id="mug",
+            name="Mug",
+            unit_price=Money(Decimal("9.50"), "USD"),
+            initial_quantity=10,
+        )
+    )
+    assert app.aggregate("MUG-1").on_hand == 10  # cached
+    read = app.batch_reads
+
+    def racing(recorder: Any, after: Any) -> Any:
+        # After the cached copy's version was taken: a write, and a load that fast-forwards
+        # the cached copy in place past it.
+        app.receive(ReceiveStock(sku="MUG-1", quantity=1))
+        assert app.aggregate("MUG-1").on_hand == 11
+        return read(recorder, after)
+
+    app.batch_reads = racing
+    with app.prefetched(_item_ids("MUG-1")):
+        item = app.aggregate("MUG-1")
+    assert (item.on_hand, item.version) == (11, app.aggregate("MUG-1").version)
+    app.close()

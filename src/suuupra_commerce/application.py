@@ -445,7 +445,9 @@ class CommerceApplication(Application[UUID]):
             raise not_found from None
         if not isinstance(aggregate, cls):
             raise not_found
-        if held is not None:
+        fetched = self._fetched()
+        if held is not None and (fetched is None or aggregate_id not in fetched):
+            # Kept for the next load (what was read for the section is kept there already).
             held.reads[aggregate_id] = copy.deepcopy(aggregate)
         return aggregate
 
@@ -490,21 +492,31 @@ class CommerceApplication(Application[UUID]):
 
     def _read_many(self, ids: Collection[UUID]) -> dict[UUID, Any]:
         cache = self.repository.cache
-        bases: dict[UUID, Any] = {}
+        after: dict[UUID, int] = {}
+        fetched: dict[UUID, Any] = {}
         for aggregate_id in ids:
-            bases[aggregate_id] = None
+            cached = None
             if cache is not None:
                 with self._writers.hold([aggregate_id]), contextlib.suppress(KeyError):
-                    bases[aggregate_id] = copy.deepcopy(cache.get(aggregate_id))
-        after = {i: 0 if base is None else base.version for i, base in bases.items()}
+                    cached = cache.get(aggregate_id)
+                    after[aggregate_id] = cached.version
+            fetched[aggregate_id] = cached
+            after.setdefault(aggregate_id, 0)
         stored = self.batch_reads(self.recorder, after)
-        fetched: dict[UUID, Any] = {}
-        for aggregate_id, base in bases.items():
-            events = map(self.mapper.to_domain_event, stored.get(aggregate_id, ()))
-            aggregate = _replay(base, events)
-            fetched[aggregate_id] = aggregate
-            if cache is not None and aggregate is not None:
-                with self._writers.hold([aggregate_id]):
+        for aggregate_id, new in stored.items():
+            if not new or aggregate_id not in fetched:
+                continue  # the cached copy is current (loads copy it under its writer lock)
+            with self._writers.hold([aggregate_id]):
+                # The events go onto a copy: the cached object is only ever changed in place
+                # by a load that holds this lock and fast-forwards it from its own version.
+                base = fetched[aggregate_id]
+                start = None if base is None else copy.deepcopy(base)
+                # Another load may have fast-forwarded the cached object since it was read.
+                known = 0 if start is None else start.version
+                events = [e for e in new if e.originator_version > known]
+                aggregate = _replay(start, map(self.mapper.to_domain_event, events))
+                fetched[aggregate_id] = aggregate
+                if cache is not None and aggregate is not None:
                     cache.put(aggregate_id, aggregate)
         return fetched
 
