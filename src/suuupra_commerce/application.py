@@ -37,6 +37,7 @@ from suuupra_commerce.ports import Clock, SystemClock
 from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewQuery, ViewStore
 
 __all__ = [
+    "BatchReads",
     "CommerceApplication",
     "HeldWrites",
     "Progress",
@@ -44,6 +45,7 @@ __all__ = [
     "RetryPolicy",
     "StripedLocks",
     "collect",
+    "read_one_by_one",
 ]
 
 T = TypeVar("T")
@@ -480,9 +482,9 @@ class CommerceApplication(Application[UUID]):
 
         Each aggregate is read from its cached copy on, as a load would (one round trip
         for all, with a :data:`BatchReads` that can). Loads in the block see an aggregate
-        as it was read or as this thread last recorded it (:meth:`_fetched_recorded`),
-        not later writes by others: commands that write one are refused on recording if
-        another writer got in first, as after any load.
+        as it was read or as this thread last recorded it, not later writes by others: a
+        command that writes one is refused on recording if another writer got in first,
+        as after any load, and its retry reads the aggregate afresh.
         """
         self._prefetch.aggregates = self._read(lambda: self._read_many(ids)) if ids else {}
         try:

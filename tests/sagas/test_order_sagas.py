@@ -288,6 +288,29 @@ def test_saga_finishes_on_the_version_it_started_with(kit: SagaTestKit) -> None:
         assert len(view.results) == steps
 
 
+def test_a_hosts_own_saga_runs_on_the_engine_beside_the_order_sagas(kit: SagaTestKit) -> None:
+    wrapped: list[str] = []
+
+    def wrap(command: StepCommand) -> dict[str, Any]:
+        wrapped.append(command.data["note"])
+        return {"wrapped": True}
+
+    kit.commerce.participants.register("host.wrap_gift", wrap)
+    kit.commerce.sagas.registry.register(
+        SagaDefinition("gift_wrap", 1, (Step("wrap", "host.wrap_gift"),))
+    )
+    gift = kit.commerce.sagas.start(
+        StartSaga(
+            definition="gift_wrap", saga_id=UUID(int=42), subject="gift-1", data={"note": "hi"}
+        )
+    )
+    order_id = kit.place("k-1", {"MUG-1": 1})
+    kit.settle()  # the gift's command and the order's share the dispatcher's sections
+    assert kit.commerce.sagas.get(gift).status is COMPLETED
+    assert kit.fulfilment(order_id) is COMPLETED
+    assert wrapped == ["hi"]
+
+
 def test_saga_whose_definition_is_missing_is_parked_then_resumed_by_an_operator(
     kit: SagaTestKit,
 ) -> None:

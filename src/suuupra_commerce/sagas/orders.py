@@ -239,7 +239,12 @@ class OrderParticipants:
         return found
 
     def reads(self, command: StepCommand) -> list[tuple[CommerceApplication, UUID]]:
-        """What performing ``command`` loads: its order (``Participants(reads=...)``)."""
+        """What performing ``command`` loads: an order saga's order (``Participants(reads=...)``).
+
+        Other sagas' commands (a host's own, on the same participants) name nothing.
+        """
+        if command.saga not in (ORDER_FULFILMENT.name, ORDER_CANCELLATION.name):
+            return []
         return [(self.orders, _order_id(command))]
 
     def _order(self, command: StepCommand) -> Order:

@@ -752,12 +752,17 @@ class SagaDispatcher(_Processor):
         wanted: dict[CommerceApplication, set[UUID]] = {}
         for domain_event in events:
             if isinstance(domain_event, Saga.StepDispatched | Saga.CompensationDispatched):
-                for app, aggregate_id in self.participants.reads(command_of(domain_event)):
+                try:
+                    reads = list(self.participants.reads(command_of(domain_event)))
+                except Exception:  # a hint only: the command reads for itself anyway
+                    log.warning("participants' reads failed", exc_info=True)
+                    continue
+                for app, aggregate_id in reads:
                     wanted.setdefault(app, set()).add(aggregate_id)
-        with ExitStack() as reads:
-            reads.enter_context(super()._reading(events))
+        with ExitStack() as stack:
+            stack.enter_context(super()._reading(events))
             for app, ids in wanted.items():
-                reads.enter_context(app.prefetched(ids))
+                stack.enter_context(app.prefetched(ids))
             yield
 
     def policy(
