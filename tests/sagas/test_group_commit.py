@@ -39,30 +39,27 @@ FULFILLED_ORDER = [
 ]
 
 
-def _count_selects(app: Application[UUID]) -> Tally[str]:
-    """Count the aggregates ``app`` reads one at a time from now on."""
+def _count_calls(app: Application[UUID], method: str, name: str) -> Tally[str]:
+    """Count calls of ``app.recorder.<method>`` from now on, under ``name``."""
     counted: Tally[str] = Tally()
-    select = app.recorder.select_events
+    call = getattr(app.recorder, method)
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        counted["selects"] += 1
-        return select(*args, **kwargs)
+        counted[name] += 1
+        return call(*args, **kwargs)
 
-    app.recorder.select_events = counting  # type: ignore[method-assign]
+    setattr(app.recorder, method, counting)
     return counted
+
+
+def _count_selects(app: Application[UUID]) -> Tally[str]:
+    """Count the aggregates ``app`` reads one at a time from now on."""
+    return _count_calls(app, "select_events", "selects")
 
 
 def _count_inserts(app: Application[UUID]) -> Tally[str]:
     """Count the transactions ``app`` records from now on."""
-    counted: Tally[str] = Tally()
-    insert = app.recorder.insert_events
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        counted["inserts"] += 1
-        return insert(*args, **kwargs)
-
-    app.recorder.insert_events = counting  # type: ignore[method-assign]
-    return counted
+    return _count_calls(app, "insert_events", "inserts")
 
 
 def test_a_pass_records_many_messages_in_one_transaction(kit: SagaTestKit) -> None:
