@@ -103,6 +103,7 @@ def test_reserved_is_exactly_min_of_stock_and_demand_when_processes_race(
         stock=units * len(skus),
         placed=len(placed),
         refused=refused,
+        resent_after_losing_every_race=sum(r["resent"] for r in results),
         reserved=sum(reserved.values()),
         lowest_available_in_any_replayed_state=lowest,
     )
