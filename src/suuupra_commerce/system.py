@@ -256,7 +256,8 @@ class Settings(BaseModel):
         return InMemoryViewStore()
 
     def batch_reads(self) -> BatchReads | None:
-        """How the saga processors read a section's aggregates at once, if not one by one."""
+        """How the services read many aggregates at once (the saga engine reads a section's
+        sagas, exchanges and orders so), if not one by one."""
         if self.persistence == "postgres":
             from suuupra_commerce.adapters.postgres_reads import read_postgres_events_after
 
