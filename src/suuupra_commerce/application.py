@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -43,6 +43,7 @@ __all__ = [
     "Progress",
     "RecorderHook",
     "RetryPolicy",
+    "ServiceOptions",
     "StripedLocks",
     "collect",
     "read_one_by_one",
@@ -229,6 +230,22 @@ class HeldWrites:
         finally:
             for app in self.apps:
                 app._hold_writes()
+
+
+class ServiceOptions(TypedDict, total=False):
+    """The keywords every application service takes, passed on to :class:`CommerceApplication`.
+
+    ``clock`` (the system clock), ``retry`` (how commands retry lost races),
+    ``recorder_hook`` (wraps the recorder: fault injection in tests), ``views`` (where the
+    read models live; in memory by default), ``batch_reads`` (reads many aggregates in one
+    round trip; one by one by default).
+    """
+
+    clock: Clock | None
+    retry: RetryPolicy | None
+    recorder_hook: RecorderHook | None
+    views: ViewStore | None
+    batch_reads: BatchReads | None
 
 
 class CommerceApplication(Application[UUID]):

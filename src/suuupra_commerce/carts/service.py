@@ -13,16 +13,14 @@ import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, Unpack
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import RecordConflictError
 
 from suuupra_commerce.application import (
-    BatchReads,
     CommerceApplication,
-    RecorderHook,
-    RetryPolicy,
+    ServiceOptions,
 )
 from suuupra_commerce.carts.commands import (
     AddItem,
@@ -53,9 +51,9 @@ from suuupra_commerce.errors import (
     UnknownDiscountCodeError,
 )
 from suuupra_commerce.money import Money
-from suuupra_commerce.ports import Clock, PricedLine, PriceQuote
+from suuupra_commerce.ports import PricedLine, PriceQuote
 from suuupra_commerce.pricing import Pricing, Quote
-from suuupra_commerce.projections import ViewQuery, ViewStore, instant
+from suuupra_commerce.projections import ViewQuery, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
@@ -126,22 +124,11 @@ class Carts(CommerceApplication):
         *,
         orders: OrderPlacement,
         pricing: Pricing,
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
         ttl: timedelta = timedelta(days=7),
         abandoned_after: timedelta = timedelta(hours=1),
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.orders = orders
         self.pricing = pricing
         self.ttl = _positive(ttl, "ttl")

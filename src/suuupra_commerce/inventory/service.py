@@ -6,14 +6,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from uuid import UUID
 
 from suuupra_commerce.application import (
-    BatchReads,
     CommerceApplication,
-    RecorderHook,
-    RetryPolicy,
+    ServiceOptions,
 )
 from suuupra_commerce.errors import (
     AlreadyExistsError,
@@ -49,8 +47,7 @@ from suuupra_commerce.inventory.views import (
     InventorySummary,
     summarise,
 )
-from suuupra_commerce.ports import Clock
-from suuupra_commerce.projections import ViewQuery, ViewStore, instant
+from suuupra_commerce.projections import ViewQuery, instant
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier, check_quantity, check_sku
 
@@ -109,21 +106,10 @@ class Inventory(CommerceApplication):
         self,
         env: Mapping[str, str] | None = None,
         *,
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
         allocation: AllocationStrategy | None = None,
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.allocation: AllocationStrategy = allocation or PriorityOrder()
         self.register_projection(InventoryProjection())
 

@@ -12,14 +12,12 @@ the refund and payment gateways are outside this service.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TypeVar, Unpack
 from uuid import UUID
 
 from suuupra_commerce.application import (
-    BatchReads,
     CommerceApplication,
-    RecorderHook,
-    RetryPolicy,
+    ServiceOptions,
 )
 from suuupra_commerce.context import current_context
 from suuupra_commerce.errors import (
@@ -60,9 +58,8 @@ from suuupra_commerce.orders.domain import Order
 from suuupra_commerce.orders.lifecycle import OrderStatus
 from suuupra_commerce.orders.policy import CancellationPolicy, StandardCancellationPolicy
 from suuupra_commerce.orders.views import OrderProjection, OrderSummary, OrderView
-from suuupra_commerce.ports import Clock
 from suuupra_commerce.pricing import Pricing, Quote
-from suuupra_commerce.projections import ViewQuery, ViewStore
+from suuupra_commerce.projections import ViewQuery
 from suuupra_commerce.tracing import traced_service
 from suuupra_commerce.values import check_identifier
 
@@ -90,22 +87,11 @@ class Orders(CommerceApplication):
         *,
         inventory: Inventory,
         pricing: Pricing,
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
         cancellation_policy: CancellationPolicy | None = None,
         reservation_minutes: int = 15,
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.inventory = inventory
         self.pricing = pricing
         self.cancellation_policy: CancellationPolicy = (

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Unpack
 from uuid import UUID
 
 from eventsourcing.application import Application, NotificationLog, ProcessingEvent
@@ -39,11 +39,9 @@ from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
 
 from suuupra_commerce.application import (
-    BatchReads,
     CommerceApplication,
     HeldWrites,
-    RecorderHook,
-    RetryPolicy,
+    ServiceOptions,
     collect,
 )
 from suuupra_commerce.context import command_context, current_context, metadata_of
@@ -54,8 +52,7 @@ from suuupra_commerce.errors import (
     SagaNotFoundError,
     UnknownSagaDefinitionError,
 )
-from suuupra_commerce.ports import Clock
-from suuupra_commerce.projections import ViewQuery, ViewStore, instant, parse_instant
+from suuupra_commerce.projections import ViewQuery, instant, parse_instant
 from suuupra_commerce.sagas.commands import (
     CompensateSaga,
     ResolveSaga,
@@ -262,21 +259,9 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
-        *,
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.processed = 0
         self._counting = threading.Lock()
 
@@ -436,20 +421,9 @@ class Sagas(_Processor):
         *,
         registry: SagaRegistry,
         triggers: Iterable[SagaTrigger] = (),
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.registry = registry
         self._triggers = {trigger.event_type: trigger for trigger in triggers}
         self.topics = [get_topic(StepExchange.Replied)] + [get_topic(t) for t in self._triggers]
@@ -716,20 +690,9 @@ class SagaDispatcher(_Processor):
         env: Mapping[str, str] | None = None,
         *,
         participants: Participants,
-        clock: Clock | None = None,
-        retry: RetryPolicy | None = None,
-        recorder_hook: RecorderHook | None = None,
-        views: ViewStore | None = None,
-        batch_reads: BatchReads | None = None,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(
-            env,
-            clock=clock,
-            retry=retry,
-            recorder_hook=recorder_hook,
-            views=views,
-            batch_reads=batch_reads,
-        )
+        super().__init__(env, **options)
         self.participants = participants
         self.topics = [get_topic(Saga.StepDispatched), get_topic(Saga.CompensationDispatched)]
 
