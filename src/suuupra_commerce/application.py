@@ -33,6 +33,7 @@ from eventsourcing.persistence import (
 
 from suuupra_commerce.context import CommandContext, current_context
 from suuupra_commerce.errors import ConcurrencyConflictError, NotFoundError, StoreUnavailableError
+from suuupra_commerce.group_commit import GroupCommitEventStore
 from suuupra_commerce.ports import Clock, SystemClock
 from suuupra_commerce.projections import Doc, InMemoryViewStore, Projection, ViewQuery, ViewStore
 
@@ -293,6 +294,10 @@ class CommerceApplication(Application[UUID]):
 
     def construct_recorder(self) -> ApplicationRecorder:
         return self._hooked(super().construct_recorder())
+
+    def construct_event_store(self) -> GroupCommitEventStore:
+        """The event store: concurrent saves of this process are recorded in groups."""
+        return GroupCommitEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def _hooked(self, recorder: R) -> R:
         hook = self._recorder_hook
