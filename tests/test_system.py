@@ -28,7 +28,7 @@ def test_reads_commerce_keys_and_postgres_keys_when_given_a_mapping(tmp_path: Pa
     )
     env = settings.application_env("Inventory")
     assert settings.reservation_minutes == 30
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["PERSISTENCE_MODULE"] == "suuupra_commerce.adapters.postgres"
     assert env["POSTGRES_DBNAME"] == "shop"
     assert env["POSTGRES_SCHEMA"] == "commerce"
 

@@ -82,7 +82,7 @@ log = logging.getLogger("suuupra_commerce.system")
 _PERSISTENCE_MODULES = {
     "memory": "eventsourcing.popo",
     "sqlite": "eventsourcing.sqlite",
-    "postgres": "eventsourcing.postgres",
+    "postgres": "suuupra_commerce.adapters.postgres",
     "redis": "suuupra_commerce.adapters.redis",
 }
 

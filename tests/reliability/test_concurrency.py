@@ -6,7 +6,6 @@ import copy
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -24,6 +23,7 @@ from suuupra_commerce import (
     Settings,
 )
 from suuupra_commerce.adapters.memory import InMemoryPriceBook
+from suuupra_commerce.adapters.postgres import CommercePostgresApplicationRecorder
 
 from .conftest import DEEP, figures
 
@@ -43,7 +43,7 @@ class Tally(Aggregate):
 def _env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
     if backend == "postgres":
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "suuupra_commerce.adapters.postgres",
             **request.getfixturevalue("postgres_schema"),
             "POSTGRES_POOL_SIZE": "4",
         }
@@ -112,24 +112,22 @@ def test_exactly_one_of_two_writers_at_one_version_wins_every_race(app: Applicat
 def test_a_tailing_reader_misses_nothing_behind_a_slow_transaction(
     postgres_schema: dict[str, str],
 ) -> None:
-    writers, each = 16, 25 * DEEP
+    """The library's recorder keeps notification ids committing in order (its insert locks).
+
+    Slow transactions call the insert function a save calls, then stay open half a second
+    with their ids issued, while 16 writers save; without the table lock in the function
+    the reader would pass the held ids and never come back for them.
+    """
+    writers, each, slow = 16, 25 * DEEP, 3
     app: Application[UUID] = Application(
         env={
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "suuupra_commerce.adapters.postgres",
             **postgres_schema,
-            "POSTGRES_POOL_SIZE": "18",
+            "POSTGRES_POOL_SIZE": "20",
         }
     )
-    recorder: Any = app.recorder
-    fetch = recorder._fetch_ids_after_insert_events
-
-    def slow_fetch(*args: Any, **kwargs: Any) -> Any:
-        ids = fetch(*args, **kwargs)
-        if threading.current_thread().name == "slow":
-            time.sleep(0.5)  # inside the transaction, after the insert, before the commit
-        return ids
-
-    recorder._fetch_ids_after_insert_events = slow_fetch
+    recorder = app.recorder
+    assert isinstance(recorder, CommercePostgresApplicationRecorder)
     done = threading.Event()
     seen: list[int] = []
 
@@ -137,7 +135,7 @@ def test_a_tailing_reader_misses_nothing_behind_a_slow_transaction(
         position = 0
         while True:
             finished = done.is_set()
-            batch = app.recorder.select_notifications(
+            batch = recorder.select_notifications(
                 start=position, limit=50, inclusive_of_start=False
             )
             seen.extend(n.id for n in batch)
@@ -152,9 +150,20 @@ def test_a_tailing_reader_misses_nothing_behind_a_slow_transaction(
         for _ in range(times):
             app.save(Tally())
 
+    def write_slowly(times: int) -> None:
+        for _ in range(times):
+            time.sleep(0.1)  # let the writers get going
+            with (
+                recorder.datastore.get_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cursor,
+            ):
+                cursor.execute(recorder.insert_call, ([uuid4()], [1], ["test:Slow"], [b"{}"]))
+                cursor.execute("SELECT pg_sleep(0.5)")  # ids issued, commit held back
+
     reader = threading.Thread(target=tail)
     threads = [threading.Thread(target=write, args=(each,)) for _ in range(writers)]
-    threads.append(threading.Thread(target=write, args=(3,), name="slow"))
+    threads.append(threading.Thread(target=write_slowly, args=(slow,)))
     try:
         reader.start()
         for t in threads:
@@ -163,20 +172,20 @@ def test_a_tailing_reader_misses_nothing_behind_a_slow_transaction(
             t.join()
         done.set()
         reader.join(timeout=60)
-        everything = [n.id for n in app.recorder.select_notifications(start=None, limit=100_000)]
+        everything = [n.id for n in recorder.select_notifications(start=None, limit=100_000)]
     finally:
         app.close()
     figures(
         "tailing reader on PostgreSQL",
         writers=writers,
-        slow_transactions=3,
+        slow_transactions=slow,
         events=len(everything),
         read=len(seen),
         missed=len(set(everything) - set(seen)),
         twice=len(seen) - len(set(seen)),
     )
     assert seen == everything  # in order, none missed, none twice
-    assert len(everything) == writers * each + 3
+    assert len(everything) == writers * each + slow
 
 
 @pytest.fixture

@@ -1,0 +1,128 @@
+"""The one-statement PostgreSQL recorders against eventsourcing's own recorder contract suites.
+
+The tailing-reader test (a reader never passes an id that commits later) is in
+tests/reliability/test_concurrency.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    ProcessRecorder,
+    StoredEvent,
+    TrackingRecorder,
+)
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresTrackingRecorder
+from eventsourcing.tests import persistence as es
+from eventsourcing.utils import Environment
+
+from suuupra_commerce.adapters.postgres import (
+    CommercePostgresApplicationRecorder,
+    CommercePostgresFactory,
+    CommercePostgresProcessRecorder,
+)
+
+pytestmark = pytest.mark.postgres
+
+MODULE = "suuupra_commerce.adapters.postgres"
+
+
+def _env(schema: dict[str, str], **extra: str) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": MODULE, **schema, "POSTGRES_POOL_SIZE": "12", **extra}
+
+
+class PostgresSchema:
+    """Gives each test a schema of its own (dropped afterwards) and a factory on it."""
+
+    factory: CommercePostgresFactory
+
+    @pytest.fixture(autouse=True)
+    def _schema(self, postgres_schema: dict[str, str]) -> Iterator[None]:
+        self.factory = CommercePostgresFactory(Environment("Recorders", _env(postgres_schema)))
+        yield
+        self.factory.close()
+
+
+class TestApplicationRecorder(
+    PostgresSchema, es.ApplicationRecorderTestCase[CommercePostgresApplicationRecorder]
+):
+    def create_recorder(self) -> CommercePostgresApplicationRecorder:
+        recorder = self.factory.application_recorder()
+        assert isinstance(recorder, CommercePostgresApplicationRecorder)
+        return recorder
+
+    def test_insert_subscribe(self) -> None:
+        self.optional_test_insert_subscribe()
+
+
+class TestProcessRecorder(PostgresSchema, es.ProcessRecorderTestCase):
+    def create_recorder(self) -> ProcessRecorder:
+        recorder = self.factory.process_recorder()
+        assert isinstance(recorder, CommercePostgresProcessRecorder)
+        return recorder
+
+
+class TestNonInterleavingNotificationIds(PostgresSchema, es.NonInterleavingNotificationIDsBaseCase):
+    def create_recorder(self) -> ApplicationRecorder:
+        return self.factory.application_recorder()
+
+
+class TestInfrastructureFactory(es.InfrastructureFactoryTestCase[CommercePostgresFactory]):
+    @pytest.fixture(autouse=True)
+    def _schema(self, postgres_schema: dict[str, str]) -> None:
+        self.env = Environment("", _env(postgres_schema))
+
+    def expected_factory_class(self) -> type[CommercePostgresFactory]:
+        return CommercePostgresFactory
+
+    def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
+        return PostgresAggregateRecorder
+
+    def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
+        return CommercePostgresApplicationRecorder
+
+    def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
+        return PostgresTrackingRecorder
+
+    def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
+        return CustomTrackingRecorder
+
+    def expected_process_recorder_class(self) -> type[ProcessRecorder]:
+        return CommercePostgresProcessRecorder
+
+
+class CustomTrackingRecorder(PostgresTrackingRecorder):
+    """A subclass the factory suite asks for by class and by topic."""
+
+
+@pytest.fixture
+def recorder(postgres_schema: dict[str, str]) -> Iterator[CommercePostgresApplicationRecorder]:
+    factory = CommercePostgresFactory(Environment("Tailed", _env(postgres_schema)))
+    built = factory.application_recorder()
+    assert isinstance(built, CommercePostgresApplicationRecorder)
+    yield built
+    factory.close()
+
+
+def _event(originator: UUID, version: int = 1) -> StoredEvent:
+    return StoredEvent(originator, version, "test:Happened", b"{}")
+
+
+def test_a_save_with_a_version_taken_is_refused_whole(
+    recorder: CommercePostgresApplicationRecorder,
+) -> None:
+    originator = uuid4()
+    recorder.insert_events([_event(originator, 1)])
+    other = uuid4()
+
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([_event(other, 1), _event(originator, 1)])
+
+    assert recorder.select_events(other) == []
+    assert recorder.max_notification_id() == 1
