@@ -4,6 +4,8 @@ The saga processors read the aggregates a pulled section concerns in one go
 (``CommerceApplication.prefetched``) instead of one query per load. Loads then see an
 aggregate as read, or as this thread recorded it since; a command whose read another
 writer overtook is refused on saving, as after any load, and retried with a fresh read.
+A command that changes several aggregates (a reservation of an order's lines) reads them
+the same way.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ from uuid import UUID
 import pytest
 
 from suuupra_commerce.errors import UnknownSkuError
-from suuupra_commerce.inventory.commands import ReceiveStock, RegisterItem
-from suuupra_commerce.inventory.domain import inventory_id_for
+from suuupra_commerce.inventory.commands import (
+    ReceiveStock,
+    RegisterItem,
+    ReservationLine,
+    ReserveStock,
+)
+from suuupra_commerce.inventory.domain import InventoryItem, inventory_id_for
 from suuupra_commerce.inventory.service import Inventory
 from suuupra_commerce.money import Money
 
@@ -158,3 +165,59 @@ def test_a_cached_copy_fast_forwarded_during_the_read_is_not_replayed_twice() ->
         item = app.aggregate("MUG-1")
     assert (item.on_hand, item.version) == (11, app.aggregate("MUG-1").version)
     app.close()
+
+
+def _reserve_both(inventory: Inventory, order: str) -> None:
+    inventory.reserve(
+        ReserveStock(
+            order_id=order,
+            lines=[
+                ReservationLine(sku="MUG-1", quantity=1),
+                ReservationLine(sku="TEE-M", quantity=2),
+            ],
+        )
+    )
+
+
+def test_a_command_that_changes_several_aggregates_reads_them_in_one_go(
+    inventory: Inventory,
+) -> None:
+    reads = Reads(inventory)
+    _reserve_both(inventory, "order-1")
+    assert reads.batches == [set(_item_ids("MUG-1", "TEE-M"))]
+    assert reads.singles == 0
+    assert inventory._fetched() is None  # nothing kept past the command
+    assert (inventory.aggregate("MUG-1").reserved, inventory.aggregate("TEE-M").reserved) == (1, 2)
+
+
+def test_a_command_of_several_aggregates_whose_read_was_overtaken_reads_afresh(
+    inventory: Inventory,
+) -> None:
+    reads = Reads(inventory)
+    read = inventory.batch_reads
+    overtaken = threading.Event()
+
+    def racing(recorder: Any, after: Any) -> Any:
+        found = read(recorder, after)
+        if not overtaken.is_set():  # another process writes between the read and the save
+            overtaken.set()
+            tee: InventoryItem = inventory.repository.get(inventory_id_for("TEE-M"))
+            tee.receive("default", 1, None)
+            stored = [inventory.mapper.to_stored_event(e) for e in tee.collect_events()]
+            inventory.recorder.insert_events(stored)
+        return found
+
+    inventory.batch_reads = racing
+    _reserve_both(inventory, "order-1")
+    assert len(reads.batches) == 2  # the first save was refused; the retry read again
+    tee = inventory.aggregate("TEE-M")
+    assert (tee.on_hand, tee.reserved) == (11, 2)
+
+
+def test_a_command_inside_a_section_read_uses_that_read(inventory: Inventory) -> None:
+    reads = Reads(inventory)
+    with inventory.prefetched(_item_ids("MUG-1", "TEE-M")):
+        _reserve_both(inventory, "order-1")
+        assert inventory._fetched() is not None  # the section's read is still there
+    assert reads.batches == [set(_item_ids("MUG-1", "TEE-M"))]
+    assert reads.singles == 0

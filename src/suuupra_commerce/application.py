@@ -398,7 +398,7 @@ class CommerceApplication(Application[UUID]):
         attempt = 1
         while True:
             try:
-                with self._writers.hold(ids), self._store_errors():
+                with self._writers.hold(ids), self._store_errors(), self._reading_together(ids):
                     return decide_and_save()
             except RecordConflictError as conflict:
                 self._forget_fetched(ids)
@@ -407,6 +407,18 @@ class CommerceApplication(Application[UUID]):
                     raise ConcurrencyConflictError(msg) from conflict
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
+
+    @contextmanager
+    def _reading_together(self, ids: Collection[UUID]) -> Iterator[None]:
+        """A command that changes several aggregates reads them in one go (:meth:`prefetched`).
+
+        Not inside a processor's section or held writes, which read their own way.
+        """
+        if len(ids) < 2 or self._fetched() is not None or self._holding() is not None:
+            yield
+            return
+        with self.prefetched(ids):
+            yield
 
     @contextmanager
     def _store_errors(self) -> Iterator[None]:
