@@ -417,6 +417,8 @@ def plain_saves(env: dict[str, str], saves: int, clients: int) -> float:
     """eventsourcing's own ``save`` of a one-event change, ``clients`` threads, per second."""
     settings = Settings.from_env(env)
     app_env = settings.application_env("Reference")
+    if settings.persistence == "postgres":
+        app_env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"  # not the library's recorder
     app: Application[UUID] = Application(env=app_env)
     try:
         ticks = [Tick() for _ in range(clients)]
