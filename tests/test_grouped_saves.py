@@ -1,8 +1,9 @@
 """Group commit: concurrent saves of one process recorded in one transaction.
 
 A group must mean exactly what its saves would have meant one by one: every save gets
-the notification ids of its own events, a save that lost a race (and only it) gets its
-conflict, a store failure is every member's, and a save with a tracking record goes alone.
+the notification ids of its own events, a save that lost a race or whose data the store
+refuses (and only it) gets its error, a store out of reach is every member's failure, and a
+save with a tracking record goes alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import (
+    DataError,
     OperationalError,
     RecordConflictError,
     StoredEvent,
@@ -116,6 +118,27 @@ def test_in_a_group_only_the_save_that_lost_a_race_gets_the_conflict() -> None:
     assert group.groups == 0
 
 
+def test_in_a_group_only_the_save_whose_data_the_store_refuses_fails() -> None:
+    class Picky(GatedRecorder):
+        def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+            if any(e.topic == "test:Refused" for e in stored_events):
+                self.calls.append(len(stored_events))
+                raise DataError("value out of range")
+            return super().insert_events(stored_events, **kwargs)
+
+    recorder = Picky()
+    group = GroupCommit(recorder)
+    refused = [StoredEvent(uuid4(), 1, "test:Refused", b"{}")]
+    saves = [_events(1), _events(2), refused, _events(1)]
+
+    answers = _concurrently(group, recorder.gate, saves)
+
+    assert isinstance(answers[2], DataError)
+    assert [len(answers[n]) for n in (0, 1, 3)] == [1, 2, 1]
+    assert recorder.calls == [1, 4, 2, 1, 1]  # refused whole, then one by one
+    assert recorder.max_notification_id() == 1 + 2 + 1
+
+
 def test_a_failure_of_the_store_is_every_members() -> None:
     class Failing(GatedRecorder):
         def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
@@ -131,7 +154,7 @@ def test_a_failure_of_the_store_is_every_members() -> None:
 
     assert len(answers[0]) == 1
     assert all(isinstance(a, OperationalError) for a in answers[1:])
-    assert recorder.calls == [1, 2]  # one call for the group, not retried one by one
+    assert recorder.calls == [1, 2]  # one call for the group, not tried again one by one
 
 
 def test_a_lone_save_records_at_once() -> None:

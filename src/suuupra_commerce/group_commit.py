@@ -9,10 +9,12 @@ a group is whatever queued up while the previous call was in flight, so a single
 records alone, as without grouping.
 
 A group is atomic like any save. If one of its saves loses an optimistic-concurrency race
-(another writer recorded that aggregate version first), the store refuses the whole call
-and writes nothing; each save of the group is then recorded alone, so the loser, and only
-it, gets its ``RecordConflictError``. Any other failure is every member's: a save whose
-group failed so may or may not have been recorded, exactly as if it had failed alone.
+(another writer recorded that aggregate version first), or has data the store refuses, the
+store refuses the whole call and writes nothing; each save of the group is then recorded
+alone, so the loser, and only it, gets its ``RecordConflictError`` (or its error). A store
+out of reach (``OperationalError``, ``InterfaceError``, after the recorder's own retries) is
+every member's failure: a save whose group failed so may or may not have been recorded,
+exactly as if it had failed alone.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
     EventStore,
+    InterfaceError,
     Mapper,
     Notification,
-    RecordConflictError,
+    OperationalError,
     Recording,
     StoredEvent,
 )
@@ -104,12 +107,18 @@ class GroupCommit:
             return
         try:
             ids = self.recorder.insert_events([e for save in group for e in save.events])
-        except RecordConflictError:
-            # Some save lost a race, and the store wrote nothing: find which, one by one.
+        except (OperationalError, InterfaceError) as error:
+            # The store is out of reach (the recorder has retried already): every member's.
+            for save in group:
+                save.error = error
+            return
+        except Exception:  # noqa: BLE001 - the store refused the call and wrote nothing
+            # A save lost a race, or one save's data was refused: each is recorded alone
+            # and meets its own outcome.
             for save in group:
                 self._record_alone(save)
             return
-        except BaseException as error:  # noqa: BLE001 - every member fails as it would alone
+        except BaseException as error:  # noqa: BLE001 - an interrupt: every member's
             for save in group:
                 save.error = error
             return
