@@ -6,6 +6,7 @@ tests/reliability/test_concurrency.py.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
@@ -126,3 +127,34 @@ def test_a_save_with_a_version_taken_is_refused_whole(
 
     assert recorder.select_events(other) == []
     assert recorder.max_notification_id() == 1
+
+
+def test_processes_starting_together_create_the_tables_and_functions_once(
+    postgres_schema: dict[str, str],
+) -> None:
+    starting = 6
+    ready = threading.Barrier(starting)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        factory = CommercePostgresFactory(Environment("Started", _env(postgres_schema)))
+        try:
+            ready.wait(10)
+            factory.application_recorder()
+            factory.process_recorder()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+        finally:
+            factory.close()
+
+    threads = [threading.Thread(target=start) for _ in range(starting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not failures, failures
+    factory = CommercePostgresFactory(Environment("Started", _env(postgres_schema)))
+    recorder = factory.application_recorder()
+    assert recorder.insert_events([_event(uuid4())]) == [1]
+    factory.close()

@@ -18,12 +18,17 @@ both take the same table lock, so the two kinds exclude each other as before.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
+    IntegrityError,
     InterfaceError,
+    InternalError,
     OperationalError,
     ProgrammingError,
     StoredEvent,
@@ -47,12 +52,6 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
         self.check_identifier_length(self.insert_function_name)
         schema = Identifier(self.datastore.schema)
         function = Identifier(self.insert_function_name)
-        # Processes that start together would otherwise race to replace the function.
-        self.sql_create_statements.append(
-            SQL("SELECT pg_advisory_xact_lock(hashtext({0}))").format(
-                Literal(f"{self.datastore.schema}.{self.insert_function_name}")
-            )
-        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
@@ -78,6 +77,30 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
         )
         #: The statement a save runs: the function called with the events' four columns as arrays.
         self.insert_call = SQL("SELECT * FROM {0}.{1}(%s, %s, %s, %s)").format(schema, function)
+
+    #: How many times :meth:`create_table` is tried when processes start together.
+    create_attempts = 10
+
+    def create_table(self) -> None:
+        """Create the tables, types and functions if missing; a lost race is tried again.
+
+        Processes that start together on a new schema create the same objects at once, and
+        PostgreSQL refuses all but one of two concurrent ``CREATE TYPE``, ``CREATE ... IF NOT
+        EXISTS`` or ``CREATE OR REPLACE FUNCTION`` (a unique violation, "tuple concurrently
+        updated", "already exists"). Every statement is safe to run again, so the loser
+        runs them again.
+        """
+        attempt = 1
+        while True:
+            try:
+                super().create_table()
+            except (IntegrityError, InternalError, ProgrammingError) as error:
+                if not _lost_creation_race(error) or attempt >= self.create_attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 - jitter
+                attempt += 1
+            else:
+                return
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -105,6 +128,20 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
             msg = f"recorded {len(ids)} of {len(stored_events)} events"
             raise ProgrammingError(msg)
         return ids
+
+
+#: What PostgreSQL answers the loser of two concurrent creations of one object, beside a
+#: unique violation: "already exists" (a table, a type), "tuple concurrently updated".
+_CREATION_RACE_STATES = frozenset({"42P07", "42710", "XX000"})
+
+
+def _lost_creation_race(error: BaseException) -> bool:
+    if isinstance(error, IntegrityError):
+        # A unique violation in the catalog, or eventsourcing's tracking table finding its
+        # first row recorded by another process: both settle on the next attempt.
+        return True
+    cause = error.__cause__
+    return isinstance(cause, psycopg.Error) and cause.sqlstate in _CREATION_RACE_STATES
 
 
 class CommercePostgresProcessRecorder(
