@@ -62,6 +62,20 @@ class TestApplicationRecorder(
         self.optional_test_insert_subscribe()
 
 
+class TestApplicationRecorderWithTextIds(TestApplicationRecorder):
+    """The insert function takes the id column's type: ``ORIGINATOR_ID_TYPE=text`` too."""
+
+    @pytest.fixture(autouse=True)
+    def _schema(self, postgres_schema: dict[str, str]) -> Iterator[None]:
+        env = _env(postgres_schema, ORIGINATOR_ID_TYPE="text")
+        self.factory = CommercePostgresFactory(Environment("Recorders", env))
+        yield
+        self.factory.close()
+
+    def new_originator_id(self) -> str:
+        return f"text-{uuid4()}"
+
+
 class TestProcessRecorder(PostgresSchema, es.ProcessRecorderTestCase):
     def create_recorder(self) -> ProcessRecorder:
         recorder = self.factory.process_recorder()
