@@ -16,6 +16,7 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
     ProcessRecorder,
+    ProgrammingError,
     StoredEvent,
     TrackingRecorder,
 )
@@ -172,3 +173,15 @@ def test_processes_starting_together_create_the_tables_and_functions_once(
     recorder = factory.application_recorder()
     assert recorder.insert_events([_event(uuid4())]) == [1]
     factory.close()
+
+
+def test_eventsourcing_db_functions_are_refused(postgres_schema: dict[str, str]) -> None:
+    env = _env(postgres_schema, POSTGRES_ENABLE_DB_FUNCTIONS="y")
+    factory = CommercePostgresFactory(Environment("Refused", env))
+    try:
+        with pytest.raises(ProgrammingError, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
+            factory.application_recorder()
+        with pytest.raises(ProgrammingError, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
+            factory.process_recorder()
+    finally:
+        factory.close()

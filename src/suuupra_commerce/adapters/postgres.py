@@ -47,6 +47,14 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
     """eventsourcing's application recorder; a save without tracking is one function call."""
 
     def __init__(self, datastore: es_postgres.PostgresDatastore, **kwargs: Any) -> None:
+        if datastore.enable_db_functions:
+            # eventsourcing's function path drops tracking records (exactly-once processing)
+            # and takes no table lock (a tailing reader can pass events committed late).
+            msg = (
+                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported: it drops tracking records "
+                "and lets readers of the notification log skip events; unset it"
+            )
+            raise ProgrammingError(msg)
         super().__init__(datastore, **kwargs)
         self.insert_function_name = f"{self.events_table_name}_insert"
         self.check_identifier_length(self.insert_function_name)
