@@ -40,11 +40,9 @@ class GatedRecorder(POPOApplicationRecorder):
         self.calls: list[int] = []
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        if not self.calls:
-            self.calls.append(len(stored_events))
+        self.calls.append(len(stored_events))
+        if len(self.calls) == 1:
             self.gate.wait(10)
-        else:
-            self.calls.append(len(stored_events))
         return super().insert_events(stored_events, **kwargs)
 
 
@@ -53,7 +51,7 @@ def _events(count: int, version: int = 1, originator: UUID | None = None) -> lis
     return [StoredEvent(originator, version + n, "test:Happened", b"{}") for n in range(count)]
 
 
-def _concurrently(group: GroupCommit, gate: threading.Event, saves: list[Any]) -> list[Any]:
+def _concurrently(group: GroupCommit, recorder: GatedRecorder, saves: list[Any]) -> list[Any]:
     """Run the saves on threads: the first holds the gate while the others queue behind it."""
     answers: list[Any] = [None] * len(saves)
 
@@ -65,11 +63,11 @@ def _concurrently(group: GroupCommit, gate: threading.Event, saves: list[Any]) -
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(len(saves))]
     threads[0].start()
-    _until(lambda: len(getattr(group.recorder, "calls", [1])) >= 1)
+    _until(lambda: len(recorder.calls) >= 1)
     for thread in threads[1:]:
         thread.start()
     _until(lambda: group.waiting == len(saves) - 1)
-    gate.set()
+    recorder.gate.set()
     for thread in threads:
         thread.join(10)
     return answers
@@ -87,7 +85,7 @@ def test_saves_waiting_behind_a_call_are_recorded_in_one_call_each_with_its_own_
     group = GroupCommit(recorder)
     saves = [_events(1), _events(2), _events(3), _events(1)]
 
-    answers = _concurrently(group, recorder.gate, saves)
+    answers = _concurrently(group, recorder, saves)
 
     assert recorder.calls == [1, 6]  # the first alone; the three that queued, together
     assert (group.groups, group.grouped_saves) == (1, 3)
@@ -107,7 +105,7 @@ def test_in_a_group_only_the_save_that_lost_a_race_gets_the_conflict() -> None:
     group = GroupCommit(recorder)
     saves = [_events(1), _events(1), _events(1, originator=taken), _events(2)]
 
-    answers = _concurrently(group, recorder.gate, saves)
+    answers = _concurrently(group, recorder, saves)
 
     assert isinstance(answers[2], RecordConflictError)
     for n in (0, 1, 3):
@@ -131,7 +129,7 @@ def test_in_a_group_only_the_save_whose_data_the_store_refuses_fails() -> None:
     refused = [StoredEvent(uuid4(), 1, "test:Refused", b"{}")]
     saves = [_events(1), _events(2), refused, _events(1)]
 
-    answers = _concurrently(group, recorder.gate, saves)
+    answers = _concurrently(group, recorder, saves)
 
     assert isinstance(answers[2], DataError)
     assert [len(answers[n]) for n in (0, 1, 3)] == [1, 2, 1]
@@ -150,7 +148,7 @@ def test_a_failure_of_the_store_is_every_members() -> None:
     recorder = Failing()
     group = GroupCommit(recorder)
 
-    answers = _concurrently(group, recorder.gate, [_events(1), _events(1), _events(1)])
+    answers = _concurrently(group, recorder, [_events(1), _events(1), _events(1)])
 
     assert len(answers[0]) == 1
     assert all(isinstance(a, OperationalError) for a in answers[1:])
