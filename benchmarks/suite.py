@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -529,6 +529,32 @@ def peak_rss_mb(orders: int) -> float:
 # --- the run ---------------------------------------------------------------------------------
 
 
+#: The project's targets: (backend, figure, what it is, target, whether higher is better).
+TARGETS = (
+    ("postgres", "orders_per_s", "orders/s end to end, 100-SKU mix", 1000.0, True),
+    ("postgres", "reservations_per_s", "reservations/s on one hot SKU, 16 clients", 500.0, True),
+    ("memory", "orders_per_s", "orders/s end to end, 100-SKU mix", 3000.0, True),
+    ("postgres", "ratio", "orders/s ÷ (plain saves/s ÷ writes per order)", 0.8, True),
+    ("postgres", "p99_ms", "placement p99 ms at ½ peak", 50.0, False),
+    ("postgres", "rebuild_per_s", "read-model rebuild events/s", 20_000.0, True),
+)
+
+
+def against_targets(measured: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """One line per target whose backend was run: the figure, the target, met or by how much."""
+    lines = []
+    for backend, key, what, target, higher in TARGETS:
+        value = measured.get(backend, {}).get(key)
+        if value is None:
+            continue
+        met = value >= target if higher else value <= target
+        shown = f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
+        share = value / target
+        verdict = "met" if met else f"missed ({share:.2f}x of the target)"
+        lines.append(f"- {backend}, {what}: {shown} against {target:,g}: {verdict}")
+    return lines
+
+
 def machine() -> list[str]:
     def version(command: list[str]) -> str:
         try:
@@ -577,6 +603,7 @@ def main() -> None:
     rss_orders = 10_000 if args.quick else 100_000
     reservations = 500 if args.quick else 2000
     rows: list[list[str]] = []
+    measured: dict[str, dict[str, float]] = {}
     references: dict[str, float | None] = {}
     backends = args.backends.split(",")
     if any(b.startswith("postgres") for b in backends):
@@ -602,12 +629,19 @@ def main() -> None:
         with store(backend) as env:
             say(f"{backend}: placement latency")
             latency = placement_latency(env, n, args.clients)
+        bound = saves / mix["writes_per_order"]
+        measured[backend] = {
+            "orders_per_s": mix["orders_per_s"],
+            "reservations_per_s": hot_rate,
+            "ratio": mix["orders_per_s"] / bound,
+            "p99_ms": latency["p99_ms"],
+        }
         rebuild = "-"
         if backend in ("memory", "sqlite", "postgres"):
             say(f"{backend}: rebuild of {events} events")
             _, read_rate, rate = rebuild_rates(backend, events)
             rebuild = f"{rate:,.0f} ({rate / read_rate:.2f}x read)"
-        bound = saves / mix["writes_per_order"]
+            measured[backend]["rebuild_per_s"] = rate
         rows.append(
             [
                 backend,
@@ -655,6 +689,10 @@ def main() -> None:
             f"{name}: {'not available' if value is None else f'{value:,.0f}'}"
             for name, value in references.items()
         ),
+        "",
+        "Against the project's targets:",
+        "",
+        *against_targets(measured),
     ]
     table = "\n".join(lines)
     print(table)  # noqa: T201 - the result

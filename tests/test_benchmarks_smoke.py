@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from benchmarks.profile_engine import profile
-from benchmarks.suite import end_to_end, hot_reservations, placement_latency, plain_saves, store
+from benchmarks.suite import (
+    against_targets,
+    end_to_end,
+    hot_reservations,
+    placement_latency,
+    plain_saves,
+    store,
+)
 
 
 def test_the_end_to_end_benchmark_completes_every_saga_without_oversell() -> None:
@@ -29,3 +36,18 @@ def test_the_end_to_end_benchmark_runs_the_sagas_in_a_worker_process() -> None:
 def test_the_engine_profile_runs_and_completes_every_saga() -> None:
     figures = profile(backend="memory", orders=5, top=3)
     assert set(figures) == {"placement", "saga engine"}
+
+
+def test_the_table_says_which_targets_were_met_and_by_how_much_the_others_were_missed() -> None:
+    lines = against_targets(
+        {
+            "postgres": {"orders_per_s": 250.0, "reservations_per_s": 600.0, "p99_ms": 80.0},
+            "sqlite": {"orders_per_s": 5000.0},
+        }
+    )
+    assert lines == [
+        "- postgres, orders/s end to end, 100-SKU mix: 250 against 1,000: missed (0.25x of the"
+        " target)",
+        "- postgres, reservations/s on one hot SKU, 16 clients: 600 against 500: met",
+        "- postgres, placement p99 ms at ½ peak: 80 against 50: missed (1.60x of the target)",
+    ]
