@@ -193,7 +193,7 @@ class Settings(BaseModel):
     cart_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 365)
     cart_abandoned_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_max_attempts: int = Field(default=30, ge=1, le=1000)
-    aggregate_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    aggregate_cache_size: int = Field(default=1000, ge=0, le=1_000_000)
     saga_poll_seconds: float = Field(default=0.2, gt=0, le=60, allow_inf_nan=False)
     saga_partitions: int = Field(default=1, ge=1, le=1024)
     saga_threads: int = Field(default=1, ge=1, le=64)
