@@ -29,6 +29,7 @@ written to ``benchmarks/results/<UTC date>-<host>.md`` with the machine's descri
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import random
@@ -111,7 +112,13 @@ def _pg_admin(sql: str) -> None:
 
 @contextmanager
 def store(backend: str) -> Iterator[dict[str, str]]:
-    """Settings of a new, empty store of ``backend``, removed afterwards."""
+    """Settings of a new, empty store of ``backend``, removed afterwards.
+
+    Collects the garbage of the phases before first: a finished phase's objects would otherwise
+    be traversed by a full collection during this one (measured: a 337 ms pause in the latency
+    phase after two in-memory runs, with the aggregate cache at 10,000).
+    """
+    gc.collect()
     if backend == "memory":
         yield {"COMMERCE_PERSISTENCE": "memory"}
     elif backend == "sqlite":
