@@ -36,9 +36,8 @@ CACHED = {
 }
 
 
-@pytest.fixture(params=["uncached", "cached"])
-def inventory(request: pytest.FixtureRequest) -> Iterator[Inventory]:
-    cache = CACHED if request.param == "cached" else {}
+def _stocked(cache: dict[str, str]) -> Inventory:
+    """An in-memory inventory with MUG-1 and TEE-M, ten of each."""
     app = Inventory({"PERSISTENCE_MODULE": "eventsourcing.popo", **cache})
     for sku in ("MUG-1", "TEE-M"):
         app.register(
@@ -50,6 +49,12 @@ def inventory(request: pytest.FixtureRequest) -> Iterator[Inventory]:
                 initial_quantity=10,
             )
         )
+    return app
+
+
+@pytest.fixture(params=["uncached", "cached"])
+def inventory(request: pytest.FixtureRequest) -> Iterator[Inventory]:
+    app = _stocked(CACHED if request.param == "cached" else {})
     yield app
     app.close()
 
@@ -140,16 +145,7 @@ def test_an_empty_block_reads_nothing(inventory: Inventory) -> None:
 
 
 def test_a_cached_copy_fast_forwarded_during_the_read_is_not_replayed_twice() -> None:
-    app = Inventory({"PERSISTENCE_MODULE": "eventsourcing.popo", **CACHED})
-    app.register(
-        RegisterItem(
-            sku="MUG-1",
-            product_id="mug",
-            name="Mug",
-            unit_price=Money(Decimal("9.50"), "USD"),
-            initial_quantity=10,
-        )
-    )
+    app = _stocked(CACHED)
     assert app.aggregate("MUG-1").on_hand == 10  # cached
     read = app.batch_reads
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 from uuid import UUID, uuid4
 
 import pytest
@@ -43,10 +44,13 @@ class PostgresSchema:
     """Gives each test a schema of its own (dropped afterwards) and a factory on it."""
 
     factory: CommercePostgresFactory
+    #: Settings beside the schema's, for a variant of a suite.
+    settings: ClassVar[dict[str, str]] = {}
 
     @pytest.fixture(autouse=True)
     def _schema(self, postgres_schema: dict[str, str]) -> Iterator[None]:
-        self.factory = CommercePostgresFactory(Environment("Recorders", _env(postgres_schema)))
+        env = _env(postgres_schema, **self.settings)
+        self.factory = CommercePostgresFactory(Environment("Recorders", env))
         yield
         self.factory.close()
 
@@ -66,12 +70,7 @@ class TestApplicationRecorder(
 class TestApplicationRecorderWithTextIds(TestApplicationRecorder):
     """The insert function takes the id column's type: ``ORIGINATOR_ID_TYPE=text`` too."""
 
-    @pytest.fixture(autouse=True)
-    def _schema(self, postgres_schema: dict[str, str]) -> Iterator[None]:
-        env = _env(postgres_schema, ORIGINATOR_ID_TYPE="text")
-        self.factory = CommercePostgresFactory(Environment("Recorders", env))
-        yield
-        self.factory.close()
+    settings: ClassVar[dict[str, str]] = {"ORIGINATOR_ID_TYPE": "text"}
 
     def new_originator_id(self) -> str:
         return f"text-{uuid4()}"
