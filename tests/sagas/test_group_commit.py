@@ -8,6 +8,8 @@ messages before it did recorded and itself to the next pass.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from eventsourcing.utils import get_topic
 
 from suuupra_commerce.context import command_context, metadata_of
 from suuupra_commerce.errors import NotFoundError
+from suuupra_commerce.orders.domain import Order
 from suuupra_commerce.sagas import SagaStatus
 from suuupra_commerce.sagas.orders import fulfilment_saga_id
 from suuupra_commerce.sagas.service import _Processor
@@ -132,7 +135,7 @@ def test_a_groups_order_changes_are_one_transaction_before_its_replies(kit: Saga
     assert 0 < writes["inserts"] <= replies["inserts"] < 20, (writes, replies)
 
 
-def test_the_dispatcher_reads_a_sections_orders_at_once(kit: SagaTestKit) -> None:
+def test_the_engine_reads_a_sections_orders_at_once(kit: SagaTestKit) -> None:
     kit.stock("PEN-1", 100)
     orders = [kit.place(f"k-{n}", {"PEN-1": 1}, customer=f"c-{n}") for n in range(20)]
     orders_app = kit.commerce.orders
@@ -150,11 +153,31 @@ def test_the_dispatcher_reads_a_sections_orders_at_once(kit: SagaTestKit) -> Non
     orders_app.batch_reads = counted
     kit.commerce.engine.run_until_idle()
     assert all(kit.fulfilment(order) is SagaStatus.COMPLETED for order in orders)
-    # 20 orders, 6 commands each on an order: read in batches, one per section; one
-    # read each is left, the fulfilment trigger's (the saga store, not the dispatcher).
+    # 20 orders, each loaded by the fulfilment trigger (in the saga store) and by 6
+    # commands (in the dispatcher): read in batches, one per section, none on its own.
     assert 0 < len(batches) < 20, batches
     assert max(batches) > 1, batches
-    assert singles["selects"] <= len(orders), singles
+    assert singles["selects"] == 0, singles
+
+
+def test_a_trigger_reads_hint_that_fails_only_costs_round_trips(
+    kit: SagaTestKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    sagas = kit.commerce.engine.sagas
+    trigger = sagas._triggers[Order.Placed]
+
+    def broken(placed: Any) -> list[tuple[Any, UUID]]:
+        raise LookupError("the hint could not say")
+
+    sagas._triggers[Order.Placed] = dataclasses.replace(trigger, reads=broken)
+    orders = [kit.place(f"k-{n}", {"MUG-1": 1}, customer=f"c-{n}") for n in range(3)]
+    singles = _count_selects(kit.commerce.orders)
+    with caplog.at_level(logging.WARNING, logger="suuupra_commerce.sagas"):
+        kit.commerce.engine.run_until_idle()
+    assert all(kit.fulfilment(order) is SagaStatus.COMPLETED for order in orders)
+    assert "reads hint failed for Placed" in caplog.text
+    # Each trigger read its order on its own instead.
+    assert singles["selects"] >= len(orders), singles
 
 
 def test_a_group_whose_held_writes_lose_a_race_runs_again_command_by_command(

@@ -555,6 +555,7 @@ def fulfilment_trigger(orders: Orders) -> SagaTrigger:
         event_type=Order.Placed,
         saga_id=lambda placed: fulfilment_saga_id(placed.originator_id),
         start=starter,
+        reads=lambda placed: [(orders, placed.originator_id)],
     )
 
 
