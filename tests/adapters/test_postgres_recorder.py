@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -19,6 +20,7 @@ from eventsourcing.persistence import (
     ProcessRecorder,
     ProgrammingError,
     StoredEvent,
+    Tracking,
     TrackingRecorder,
 )
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresTrackingRecorder
@@ -83,6 +85,22 @@ class TestProcessRecorder(PostgresSchema, es.ProcessRecorderTestCase):
         return recorder
 
 
+class TestProcessRecorderWithMultiRowTracking(TestProcessRecorder):
+    """Legacy multi-row tracking: tracked saves take eventsourcing's path."""
+
+    settings: ClassVar[dict[str, str]] = {"SINGLE_ROW_TRACKING": "n"}
+
+    def test_raises_when_lower_inserted_later(self) -> None:
+        # The suite's test is of single-row tracking. Multi-row tracking keeps a row per
+        # position: a lower one after a higher one is another row; the same one is refused.
+        recorder = self.create_recorder()
+        recorder.insert_events([], tracking=Tracking("upstream", 2))
+        recorder.insert_events([], tracking=Tracking("upstream", 1))
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([], tracking=Tracking("upstream", 2))
+        assert recorder.max_tracking_id("upstream") == 2
+
+
 class TestNonInterleavingNotificationIds(PostgresSchema, es.NonInterleavingNotificationIDsBaseCase):
     def create_recorder(self) -> ApplicationRecorder:
         return self.factory.application_recorder()
@@ -141,6 +159,66 @@ def test_a_save_with_a_version_taken_is_refused_whole(
 
     assert recorder.select_events(other) == []
     assert recorder.max_notification_id() == 1
+
+
+@pytest.fixture
+def process_recorder(postgres_schema: dict[str, str]) -> Iterator[CommercePostgresProcessRecorder]:
+    factory = CommercePostgresFactory(Environment("Tracked", _env(postgres_schema)))
+    built = factory.process_recorder()
+    assert isinstance(built, CommercePostgresProcessRecorder)
+    yield built
+    factory.close()
+
+
+def test_a_tracked_save_is_one_statement(
+    process_recorder: CommercePostgresProcessRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[object] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    ids = process_recorder.insert_events(
+        [_event(uuid4()), _event(uuid4())], tracking=Tracking("Leader", 7)
+    )
+    process_recorder.insert_events([], tracking=Tracking("Leader", 8))
+    monkeypatch.undo()
+
+    assert statements == [process_recorder.insert_tracked_call] * 2
+    assert ids == [1, 2]
+    assert process_recorder.max_tracking_id("Leader") == 8
+    assert process_recorder.max_notification_id() == 2
+
+
+@pytest.mark.parametrize("position", [5, 4])
+def test_a_tracked_save_of_a_position_already_passed_is_refused_whole(
+    process_recorder: CommercePostgresProcessRecorder, position: int
+) -> None:
+    process_recorder.insert_events([_event(uuid4())], tracking=Tracking("Leader", 5))
+    late = uuid4()
+
+    with pytest.raises(IntegrityError, match="Failed to record tracking for Leader"):
+        process_recorder.insert_events([_event(late)], tracking=Tracking("Leader", position))
+
+    assert process_recorder.select_events(late) == []
+    assert process_recorder.max_notification_id() == 1
+    assert process_recorder.max_tracking_id("Leader") == 5
+
+
+def test_a_tracked_save_whose_events_conflict_leaves_the_tracking_where_it_was(
+    process_recorder: CommercePostgresProcessRecorder,
+) -> None:
+    taken = uuid4()
+    process_recorder.insert_events([_event(taken)], tracking=Tracking("Leader", 1))
+
+    with pytest.raises(IntegrityError):
+        process_recorder.insert_events([_event(taken)], tracking=Tracking("Leader", 2))
+
+    assert process_recorder.max_tracking_id("Leader") == 1
+    assert process_recorder.max_notification_id() == 1
 
 
 def test_processes_starting_together_create_the_tables_and_functions_once(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from eventsourcing import postgres as es_postgres
@@ -32,9 +32,10 @@ from eventsourcing.persistence import (
     OperationalError,
     ProgrammingError,
     StoredEvent,
+    Tracking,
 )
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 __all__ = [
     "CommercePostgresApplicationRecorder",
@@ -57,34 +58,54 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
             raise ProgrammingError(msg)
         super().__init__(datastore, **kwargs)
         self.insert_function_name = f"{self.events_table_name}_insert"
-        self.check_identifier_length(self.insert_function_name)
+        #: The statement a save runs: the function called with the events' four columns as arrays.
+        self.insert_call = self._create_insert_function(self.insert_function_name)
+
+    def _create_insert_function(
+        self, name: str, parameters: LiteralString = "", before_insert: Composable | None = None
+    ) -> Composed:
+        """Have :meth:`create_table` create the function ``name``; return the call of it.
+
+        The function takes ``parameters`` (a leading ``"name type, "`` list, for
+        ``before_insert`` to use) and then the events' four columns as arrays. It sets the
+        lock timeout, runs ``before_insert``, and if there are events: takes the table
+        lock, notifies the channel and inserts them, returning their notification ids.
+        """
+        self.check_identifier_length(name)
         schema = Identifier(self.datastore.schema)
-        function = Identifier(self.insert_function_name)
+        function = Identifier(name)
         self.sql_create_statements.append(
             SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{function}("
+                "CREATE OR REPLACE FUNCTION {schema}.{function}({parameters}"
                 "ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "BEGIN "
                 "SET LOCAL lock_timeout = {lock_timeout}; "
+                "{before_insert}"
+                "IF cardinality(ids) > 0 THEN "
                 "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
                 "NOTIFY {channel}; "
                 "RETURN QUERY INSERT INTO {schema}.{table} "
                 "(originator_id, originator_version, topic, state) "
                 "SELECT * FROM unnest(ids, versions, topics, states) "
                 "RETURNING notification_id; "
+                "END IF; "
                 "END; $BODY$"
             ).format(
                 schema=schema,
                 function=function,
+                parameters=SQL(parameters),
                 id_type=SQL(self.datastore.originator_id_type),
                 lock_timeout=Literal(f"{self.datastore.lock_timeout}s"),
+                before_insert=before_insert or SQL(""),
                 table=Identifier(self.events_table_name),
                 channel=Identifier(self.channel_name),
             )
         )
-        #: The statement a save runs: the function called with the events' four columns as arrays.
-        self.insert_call = SQL("SELECT * FROM {0}.{1}(%s, %s, %s, %s)").format(schema, function)
+        placeholders = SQL(", ").join([SQL("%s")] * (parameters.count(",") + 4))
+        return SQL("SELECT notification_id FROM {0}.{1}({2}) AS inserted(notification_id)").format(
+            schema, function, placeholders
+        )
 
     #: How many times :meth:`create_table` is tried when processes start together.
     create_attempts = 10
@@ -121,17 +142,26 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _insert_by_function(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
-        # Retried on a lost connection exactly as eventsourcing retries its own insert.
+    def _insert_by_function(
+        self,
+        stored_events: Sequence[StoredEvent],
+        call: Composed | None = None,
+        leading: Sequence[object] = (),
+    ) -> Sequence[int]:
+        """Call the insert function (``call``, with ``leading`` arguments first) once.
+
+        Retried on a lost connection exactly as eventsourcing retries its own insert.
+        """
         params = (
+            *leading,
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(self.insert_call, params, prepare=True)
-            ids = [row[self.insert_function_name] for row in cursor.fetchall()]
+            cursor.execute(call or self.insert_call, params, prepare=True)
+            ids = [row["notification_id"] for row in cursor.fetchall()]
         if len(ids) != len(stored_events):  # pragma: no cover - the insert is all or nothing
             msg = f"recorded {len(ids)} of {len(stored_events)} events"
             raise ProgrammingError(msg)
@@ -155,7 +185,48 @@ def _lost_creation_race(error: BaseException) -> bool:
 class CommercePostgresProcessRecorder(
     CommercePostgresApplicationRecorder, es_postgres.PostgresProcessRecorder
 ):
-    """eventsourcing's process recorder; a save without tracking is one function call."""
+    """eventsourcing's process recorder; a save, with its tracking record or without, is one call.
+
+    A processor's save records the position it processed up to (its tracking record) with
+    the events it led to. With eventsourcing's single-row tracking (the default), a second
+    function records both: it moves the tracking row forward, refusing the save whole if the
+    row is already there or further on (as eventsourcing refuses it, with an
+    ``IntegrityError``), then inserts the events as the first function does. With legacy
+    multi-row tracking, tracked saves are recorded as eventsourcing records them.
+    """
+
+    def __init__(self, datastore: es_postgres.PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.insert_tracked_function_name = f"{self.events_table_name}_insert_tracked"
+        tracking = SQL(
+            "INSERT INTO {schema}.{tracking} AS t VALUES (tracked_name, tracked_id) "
+            "ON CONFLICT (application_name) DO UPDATE SET notification_id = tracked_id "
+            "WHERE t.notification_id < tracked_id; "
+            "IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'unique_violation', "
+            "MESSAGE = format('Failed to record tracking for %s %s', tracked_name, tracked_id); "
+            "END IF; "
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            tracking=Identifier(self.tracking_table_name),
+        )
+        #: The statement a tracked save runs (single-row tracking).
+        self.insert_tracked_call = self._create_insert_function(
+            self.insert_tracked_function_name, "tracked_name text, tracked_id bigint, ", tracking
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tracking = kwargs.get("tracking")
+        others = any(value is not None for name, value in kwargs.items() if name != "tracking")
+        if not isinstance(tracking, Tracking) or others or not self.datastore.single_row_tracking:
+            return super().insert_events(stored_events, **kwargs)
+        ids: Sequence[int] = self._insert_by_function(
+            stored_events,
+            self.insert_tracked_call,
+            (tracking.application_name, tracking.notification_id),
+        )
+        return ids
 
 
 class CommercePostgresFactory(es_postgres.PostgresFactory):
