@@ -501,6 +501,13 @@ def test_an_order_for_more_than_is_in_stock_is_refused_and_writes_nothing(
     problem(refused, 409, "insufficient-stock")
     assert http.get(f"/api/v1/inventory/items/sku/{sku}").json()["reserved_quantity"] == 0
     problem(http.post("/api/v1/orders", json={"customer_id": "hal"}), 422, "invalid-input")
+    for bad_sku in ("no spaces", "\U000cb58f\u00bc"):  # the second once answered 500
+        bad_line = http.post(
+            "/api/v1/orders",
+            json={"customer_id": "hal", "items": [{"sku": bad_sku, "quantity": 1}]},
+            headers={"Idempotency-Key": unique("k")},
+        )
+        problem(bad_line, 422, "invalid-command")
 
 
 # --- idempotency of other creations -------------------------------------------------------------

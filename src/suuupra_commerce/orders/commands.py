@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from suuupra_commerce.commands import Command
 from suuupra_commerce.money import CurrencyCode, Money
@@ -48,10 +48,12 @@ def order_id_for_key(idempotency_key: str) -> UUID:
     return derived_id("order", idempotency_key)
 
 
-class OrderLineRequest(BaseModel):
-    """A SKU and a quantity; the price comes from the price book, never from the caller."""
+class OrderLineRequest(Command):
+    """A SKU and a quantity; the price comes from the price book, never from the caller.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A ``Command`` (though only ever part of ``PlaceOrder``) so that building a line from
+    bad input raises ``InvalidCommandError`` rather than pydantic's own error.
+    """
 
     sku: Sku
     quantity: Quantity
