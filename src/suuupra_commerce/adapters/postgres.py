@@ -11,9 +11,11 @@ filled later), ``NOTIFY``, the ``INSERT``, ``COMMIT``. The statements cost littl
 server, but each costs the client a trip through the driver, about as much Python work as
 deciding the command. Here a PL/pgSQL function made beside each events table does the
 same steps, in the same order, under the same lock, and a save is one call of it in
-autocommit: one statement, its own transaction. Saves that carry a tracking record (a
-processor's, which group their own messages) are recorded as eventsourcing records them:
-both take the same table lock, so the two kinds exclude each other as before.
+autocommit: one statement, its own transaction. A processor's save carries a tracking record
+(how far it has processed its upstream log); a second function, beside the processors'
+tables, records the tracking record and the events in one call, refusing the save whole
+where eventsourcing refuses it. With legacy multi-row tracking such saves are recorded as
+eventsourcing records them. Every path takes the same table lock.
 """
 
 from __future__ import annotations
