@@ -135,12 +135,17 @@ class CustomTrackingRecorder(PostgresTrackingRecorder):
 
 
 @pytest.fixture
-def recorder(postgres_schema: dict[str, str]) -> Iterator[CommercePostgresApplicationRecorder]:
-    factory = CommercePostgresFactory(Environment("Tailed", _env(postgres_schema)))
+def factory(postgres_schema: dict[str, str]) -> Iterator[CommercePostgresFactory]:
+    made = CommercePostgresFactory(Environment("Recorded", _env(postgres_schema)))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def recorder(factory: CommercePostgresFactory) -> CommercePostgresApplicationRecorder:
     built = factory.application_recorder()
     assert isinstance(built, CommercePostgresApplicationRecorder)
-    yield built
-    factory.close()
+    return built
 
 
 def _event(originator: UUID, version: int = 1) -> StoredEvent:
@@ -162,12 +167,10 @@ def test_a_save_with_a_version_taken_is_refused_whole(
 
 
 @pytest.fixture
-def process_recorder(postgres_schema: dict[str, str]) -> Iterator[CommercePostgresProcessRecorder]:
-    factory = CommercePostgresFactory(Environment("Tracked", _env(postgres_schema)))
+def process_recorder(factory: CommercePostgresFactory) -> CommercePostgresProcessRecorder:
     built = factory.process_recorder()
     assert isinstance(built, CommercePostgresProcessRecorder)
-    yield built
-    factory.close()
+    return built
 
 
 def test_a_tracked_save_is_one_statement(
