@@ -257,6 +257,11 @@ def test_early_reply_is_kept_and_applied_when_its_command_is_sent() -> None:
     run.ok()  # a: b is sent, and its early reply applies at once
     assert run.key.step == "n"
     assert run.saga.results["b"] == {"from": "webhook"}
+    # Each command carries the results as they were when it was sent: b's own result came
+    # after b was sent, and the saga's later results never reach an event made before them.
+    sent = {e.step: e.payload["results"] for e in run.log if isinstance(e, Saga.StepDispatched)}
+    assert sent["b"] == {"a": {}}
+    assert sent["n"] == {"a": {}, "b": {"from": "webhook"}}
     run.check_replay()
 
 

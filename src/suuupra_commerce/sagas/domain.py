@@ -413,7 +413,7 @@ class Saga(CommerceAggregate):
         payload = {
             "definition": self.definition,
             "data": self.data,
-            "results": self.results,
+            "results": dict(self.results),  # as they are now: later results are not this command's
             "forward_key": self.effects.get(step.name) if phase is Phase.COMPENSATION else None,
             "correlation_id": self.correlation_id,
             "version": self.definition_version,
