@@ -338,9 +338,11 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
         """Read what processing ``events`` loads, in one go per application.
 
         This application's aggregates (:meth:`reads_for`), and other applications'
-        (:meth:`reads_elsewhere`), each read with :meth:`prefetched`.
+        (:meth:`reads_elsewhere`), each application's read once with :meth:`prefetched`.
         """
-        wanted: dict[CommerceApplication, set[UUID]] = {}
+        wanted: dict[CommerceApplication, set[UUID]] = {
+            self: {i for e in events if (i := self.reads_for(e)) is not None}
+        }
         for domain_event in events:
             try:
                 reads = list(self.reads_elsewhere(domain_event))
@@ -350,9 +352,6 @@ class _Processor(CommerceApplication, ProcessApplication[UUID]):
             for app, aggregate_id in reads:
                 wanted.setdefault(app, set()).add(aggregate_id)
         with ExitStack() as stack:
-            stack.enter_context(
-                self.prefetched({i for e in events if (i := self.reads_for(e)) is not None})
-            )
             for app, ids in wanted.items():
                 stack.enter_context(app.prefetched(ids))
             yield
