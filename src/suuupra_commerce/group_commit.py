@@ -24,15 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
     EventStore,
     InterfaceError,
     Mapper,
-    Notification,
     OperationalError,
-    Recording,
     StoredEvent,
 )
 
@@ -56,11 +53,15 @@ class _Save:
         return self.ids
 
 
-class GroupCommit:
+class GroupCommit(AggregateRecorder):
     """Records the stored events of concurrent saves on one recorder, a group per call.
 
-    :meth:`insert_events` answers as the recorder's own does (the notification ids of the
-    events, in order) and raises what it would have raised for these events alone.
+    A recorder in front of ``recorder``: :meth:`insert_events` answers as the recorder's own
+    does (the notification ids of the events, in order) and raises what it would have raised
+    for these events alone; reads go straight to ``recorder``. An insert that records a
+    tracking position (a processed notification) or passes other keywords is recorded
+    alone, as before: those are one processor's transactions, which group their own
+    messages already. So is an insert of no events.
     """
 
     def __init__(self, recorder: AggregateRecorder) -> None:
@@ -79,8 +80,12 @@ class GroupCommit:
         with self._turn:
             return sum(not save.done for save in self._waiting)
 
-    def insert_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         """Record ``stored_events`` atomically, with whatever other saves are waiting."""
+        if any(value is not None for value in kwargs.values()) or not stored_events:
+            return self.recorder.insert_events(stored_events, **kwargs)
         save = _Save(stored_events)
         with self._turn:
             self._waiting.append(save)
@@ -100,6 +105,17 @@ class GroupCommit:
                     member.done = True
                 self._turn.notify_all()
         return save.answer()
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
     def _record(self, group: list[_Save]) -> None:
         if len(group) == 1:
@@ -138,36 +154,8 @@ class GroupCommit:
 
 
 class GroupCommitEventStore(EventStore[UUID]):
-    """An application's event store whose saves are recorded in groups (:class:`GroupCommit`).
-
-    A save that records a tracking position (a processed notification) or passes other
-    keywords to the recorder is recorded alone, as before: those are one processor's
-    transactions, which group their own messages already.
-    """
+    """An application's event store whose saves are recorded in groups (:class:`GroupCommit`)."""
 
     def __init__(self, mapper: Mapper[UUID], recorder: AggregateRecorder) -> None:
-        super().__init__(mapper=mapper, recorder=recorder)
         self.group_commit = GroupCommit(recorder)
-
-    def put(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
-    ) -> list[Recording[UUID]]:
-        if any(value is not None for value in kwargs.values()) or not domain_events:
-            return super().put(domain_events, **kwargs)
-        stored = [self.mapper.to_stored_event(e) for e in domain_events]
-        ids = self.group_commit.insert_events(stored)
-        if not ids:
-            return []
-        return [
-            Recording(
-                d,
-                Notification(
-                    originator_id=s.originator_id,
-                    originator_version=s.originator_version,
-                    topic=s.topic,
-                    state=s.state,
-                    id=n,
-                ),
-            )
-            for d, s, n in zip(domain_events, stored, ids, strict=True)
-        ]
+        super().__init__(mapper=mapper, recorder=self.group_commit)
