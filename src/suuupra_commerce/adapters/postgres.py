@@ -140,14 +140,14 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
         if not stored_events or any(value is not None for value in kwargs.values()):
             ids = super().insert_events(stored_events, **kwargs)
         else:
-            ids = self._insert_by_function(stored_events)
+            ids = self._insert_by_function(stored_events, self.insert_call)
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _insert_by_function(
         self,
         stored_events: Sequence[StoredEvent],
-        call: Composed | None = None,
+        call: Composed,
         leading: Sequence[object] = (),
     ) -> Sequence[int]:
         """Call the insert function (``call``, with ``leading`` arguments first) once.
@@ -162,7 +162,7 @@ class CommercePostgresApplicationRecorder(es_postgres.PostgresApplicationRecorde
             [e.state for e in stored_events],
         )
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(call or self.insert_call, params, prepare=True)
+            cursor.execute(call, params, prepare=True)
             ids = [row["notification_id"] for row in cursor.fetchall()]
         if len(ids) != len(stored_events):  # pragma: no cover - the insert is all or nothing
             msg = f"recorded {len(ids)} of {len(stored_events)} events"
